@@ -1,0 +1,14 @@
+//! rebound: an inbound asynchronous-bounce processor.
+//!
+//! Pure core: [`parse`] (bytes → records), [`classify`] (record → verdict), [`verp`]
+//! (return-path tokens), [`policy`] (event → address status). I/O shell: [`store`]
+//! (SQLite), [`lmtp`] (RFC 2033 server). [`pipeline`] joins them.
+
+pub mod classify;
+pub mod config;
+pub mod lmtp;
+pub mod parse;
+pub mod pipeline;
+pub mod policy;
+pub mod store;
+pub mod verp;

@@ -1,0 +1,60 @@
+//! The `rebound` command line: argument definitions, dispatch and exit codes only.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// rebound: inbound bounce processor (LMTP server, DSN/ARF/auto-reply parser, VERP
+/// correlation, SQLite disposition store).
+#[derive(Parser, Debug)]
+#[command(name = "rebound", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: cli::Globals,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the LMTP server (TCP and unix sockets) that records every message it is given.
+    Serve(cli::serve::ServeArgs),
+    /// Manage the database: migrate, check, backup, prune.
+    #[command(subcommand)]
+    Db(cli::db::DbCommand),
+    /// Parse messages offline and print their records and verdicts.
+    Parse(cli::parse::ParseArgs),
+    /// Check classification rules and their examples.
+    #[command(subcommand)]
+    Rules(cli::rules::RulesCommand),
+    /// Sign and check VERP return-path addresses.
+    #[command(subcommand)]
+    Verp(cli::verp::VerpCommand),
+    /// Record sends (what was sent to whom, and its return path).
+    #[command(subcommand)]
+    Send(cli::send::SendCommand),
+    /// Record synchronous rejects (what an SMTP server answered at send time).
+    Reject(cli::reject::RejectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_logging(&cli.global);
+    let result = match cli.command {
+        Command::Serve(a) => cli::serve::run(&cli.global, a),
+        Command::Db(a) => cli::db::run(&cli.global, a),
+        Command::Parse(a) => cli::parse::run(&cli.global, a),
+        Command::Rules(a) => cli::rules::run(&cli.global, a),
+        Command::Verp(a) => cli::verp::run(&cli.global, a),
+        Command::Send(a) => cli::send::run(&cli.global, a),
+        Command::Reject(a) => cli::reject::run(&cli.global, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rebound: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
