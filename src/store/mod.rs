@@ -1,8 +1,14 @@
-//! The SQLite disposition store: opening and migrating (`mod.rs`), the single writer
-//! thread with group commit (`writer.rs`), and the reads (`query.rs`).
+//! The SQLite disposition store: opening and migrating (`mod.rs`, `migrate.rs`), the
+//! single writer thread with group commit (`writer.rs`), and the reads (`query.rs`).
 
+mod migrate;
+
+pub use migrate::{migrate, schema_version, MIGRATIONS};
+
+use rusqlite::Connection;
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The `[store]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,4 +22,54 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig { db: PathBuf::from("rebound.db") }
     }
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer rebound.
+    #[error("database schema version {found} is newer than this rebound knows ({known}); upgrade rebound")]
+    TooNew { found: i64, known: i64 },
+    /// The database is older than this binary and `open` was asked not to migrate.
+    #[error("database schema version {found} is older than {known}; run `rebound db migrate`")]
+    TooOld { found: i64, known: i64 },
+}
+
+/// Sets the pragmas every connection uses (WAL, synchronous=FULL, foreign keys, busy timeout).
+pub fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Opens (creating if needed) the database and migrates it to the current schema.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens an existing database for reading and writing without migrating it; fails if
+/// its schema is not the current one.
+pub fn open_current(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    let found = schema_version(&conn)?;
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    if found < known {
+        return Err(StoreError::TooOld { found, known });
+    }
+    Ok(conn)
 }

@@ -1,0 +1,58 @@
+//! Schema migrations: the numbered files in `schema/`, applied in order, the last one
+//! applied recorded in `PRAGMA user_version`.
+
+use super::StoreError;
+use rusqlite::Connection;
+
+/// The migrations, in order; migration N (1-based) brings user_version to N.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "001_messages_events",
+    include_str!("../../schema/001_messages_events.sql"),
+)];
+
+/// The schema version recorded in the database (0 for a new one).
+pub fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Applies every migration the database lacks, each in its own transaction; refuses a
+/// database newer than this binary. Returns the versions applied.
+pub fn migrate(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found = schema_version(conn)?;
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    let mut applied = Vec::new();
+    for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as i64 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        applied.push(version);
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_from_empty_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let applied = migrate(&mut conn).unwrap();
+        assert_eq!(applied.len(), MIGRATIONS.len());
+        assert!(migrate(&mut conn).unwrap().is_empty());
+        assert_eq!(schema_version(&conn).unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn refuses_newer_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { found: 999, .. }), "{err}");
+    }
+}
