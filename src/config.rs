@@ -16,6 +16,14 @@ pub struct Config {
     pub verp: crate::verp::VerpConfig,
     /// When an address is suppressed.
     pub policy: crate::policy::PolicyConfig,
+    /// Classification rules.
+    pub classify: crate::classify::ClassifyConfig,
+    /// Mail logs followed inside `serve`.
+    pub follow: crate::maillog::FollowConfig,
+    /// The milter server.
+    pub milter: crate::milter::MilterConfig,
+    /// The Prometheus endpoint.
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl Default for Config {
@@ -25,6 +33,10 @@ impl Default for Config {
             lmtp: Default::default(),
             verp: Default::default(),
             policy: Default::default(),
+            classify: Default::default(),
+            follow: Default::default(),
+            milter: Default::default(),
+            metrics: Default::default(),
         }
     }
 }

@@ -6,9 +6,17 @@
 
 pub mod classify;
 pub mod config;
+pub mod export;
+pub mod ingest;
 pub mod lmtp;
+pub mod maillog;
+pub mod metrics;
+pub mod milter;
 pub mod parse;
 pub mod pipeline;
 pub mod policy;
+pub mod provider;
+pub mod report;
 pub mod store;
+pub mod systemd;
 pub mod verp;

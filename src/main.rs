@@ -36,6 +36,26 @@ enum Command {
     Send(cli::send::SendCommand),
     /// Record synchronous rejects (what an SMTP server answered at send time).
     Reject(cli::reject::RejectArgs),
+    /// Show the state of addresses and why.
+    Status(cli::status::StatusArgs),
+    /// Show a stored event, its message and the rule trace.
+    Explain(cli::explain::ExplainArgs),
+    /// Events and rates per domain, provider, reason, class or campaign.
+    Report(cli::report::ReportArgs),
+    /// Export suppression lists (txt, csv, json, postfix access table).
+    #[command(subcommand)]
+    Export(cli::export::ExportCommand),
+    /// Backfill from mbox files, maildirs and directories of messages.
+    Ingest(cli::ingest::IngestArgs),
+    /// Follow a Postfix or Sendmail log and record delivery results.
+    Follow(cli::follow::FollowArgs),
+    /// Run a Sendmail milter (v6) server that verifies VERP and records bounces.
+    Milter(cli::milter::MilterArgs),
+    /// Measure parse throughput.
+    Bench(cli::bench::BenchArgs),
+    /// Generate the man page or shell completions.
+    #[command(hide = true)]
+    Generate(cli::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +69,15 @@ fn main() -> ExitCode {
         Command::Verp(a) => cli::verp::run(&cli.global, a),
         Command::Send(a) => cli::send::run(&cli.global, a),
         Command::Reject(a) => cli::reject::run(&cli.global, a),
+        Command::Status(a) => cli::status::run(&cli.global, a),
+        Command::Explain(a) => cli::explain::run(&cli.global, a),
+        Command::Report(a) => cli::report::run(&cli.global, a),
+        Command::Export(a) => cli::export::run(&cli.global, a),
+        Command::Ingest(a) => cli::ingest::run(&cli.global, a),
+        Command::Follow(a) => cli::follow::run(&cli.global, a),
+        Command::Milter(a) => cli::milter::run(&cli.global, a),
+        Command::Bench(a) => cli::bench::run(&cli.global, a),
+        Command::Generate(a) => cli::generate::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

@@ -27,3 +27,8 @@ impl Classifier {
         Verdict { reason, class, fault, hard: false, rule: "stub".into(), matched: String::new() }
     }
 }
+
+/// The `[classify]` section.
+#[derive(Debug, Clone, serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifyConfig {}

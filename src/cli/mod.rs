@@ -1,11 +1,21 @@
 //! One module per command group: its clap arguments and its `run`.
 
+pub mod bench;
 pub mod db;
+pub mod db_maint;
+pub mod explain;
+pub mod export;
+pub mod follow;
+pub mod generate;
+pub mod ingest;
+pub mod milter;
 pub mod parse;
 pub mod reject;
+pub mod report;
 pub mod rules;
 pub mod send;
 pub mod serve;
+pub mod status;
 pub mod verp;
 
 use clap::{Args, ValueEnum};

@@ -5,10 +5,11 @@ use super::StoreError;
 use rusqlite::Connection;
 
 /// The migrations, in order; migration N (1-based) brings user_version to N.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "001_messages_events",
-    include_str!("../../schema/001_messages_events.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_messages_events", include_str!("../../schema/001_messages_events.sql")),
+    ("002_sends_address_status", include_str!("../../schema/002_sends_address_status.sql")),
+    ("003_follow", include_str!("../../schema/003_follow.sql")),
+];
 
 /// The schema version recorded in the database (0 for a new one).
 pub fn schema_version(conn: &Connection) -> Result<i64, StoreError> {

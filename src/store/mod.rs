@@ -1,6 +1,8 @@
 //! The SQLite disposition store: opening and migrating (`mod.rs`, `migrate.rs`), the
 //! single writer thread with group commit (`writer.rs`), and the reads (`query.rs`).
 
+pub mod event;
+pub mod hooks;
 mod migrate;
 
 pub use migrate::{migrate, schema_version, MIGRATIONS};

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# LMTP throughput: Postfix's null LMTP server (smtp-sink -L) against `rebound serve`
+# (durable: WAL, synchronous=FULL, fresh database), both driven by `smtp-source -L` in the
+# same run, at 1, 8 and 32 sessions on the 4 KB Postfix DSN. Prints messages/s, the
+# ratio rebound/smtp-sink, rebound's peak RSS and its group-commit batch sizes.
+#
+# Usage: bench/lmtp.sh [-m MESSAGES] [-r RUNS] [-s "1 8 32"] [BINARY]
+#   BINARY defaults to target/release/rebound (build it first: cargo build --release)
+# Needs smtp-source and smtp-sink (Debian package postfix) and ../shared/postfix-harness.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PATH=$PATH:/usr/sbin
+M=20000 R=3 SESSIONS="1 8 32"
+while getopts "m:r:s:h" o; do
+    case $o in m) M=$OPTARG ;; r) R=$OPTARG ;; s) SESSIONS=$OPTARG ;; *) sed -n '2,11p' "$0"; exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+BIN=${1:-target/release/rebound}
+MSG=../shared/postfix-harness/samples/dsn-550-4k.eml
+[ -x "$BIN" ] || { echo "lmtp.sh: $BIN not built (cargo build --release)" >&2; exit 1; }
+[ -f "$MSG" ] || { echo "lmtp.sh: $MSG missing (../shared beside the repo)" >&2; exit 1; }
+command -v smtp-source >/dev/null || { echo "lmtp.sh: smtp-source missing (apt-get install postfix)" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+tr -d '\r' <"$MSG" >"$WORK/msg"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+
+# rate SESSIONS PORT -> median msg/s over R runs
+rate() {
+    local s=$1 port=$2 rates=()
+    for _ in $(seq "$R"); do
+        local t0 t1
+        t0=$(date +%s.%N)
+        smtp-source -L -d -s "$s" -m "$M" -F "$WORK/msg" -f '' -t bounces+bench@bounces.example.test -M bench.example.test "inet:127.0.0.1:$port"
+        t1=$(date +%s.%N)
+        rates+=("$(awk -v m="$M" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", m / (b - a) }')")
+    done
+    printf '%s\n' "${rates[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+sink_port=$(free_port)
+smtp-sink -L -4 -u nobody "inet:127.0.0.1:$sink_port" 1024 & PIDS+=($!)
+reb_port=$(free_port)
+"$BIN" serve --listen "127.0.0.1:$reb_port" --db "$WORK/bench.db" --log-format json 2>"$WORK/rebound.log" & REB=$!; PIDS+=($REB)
+wait_port "$sink_port"; wait_port "$reb_port"
+
+echo "LMTP benchmark: $M messages of $(wc -c <"$WORK/msg") bytes per run, median of $R runs, session reuse (-d)"
+printf '%-9s %14s %14s %8s\n' sessions smtp-sink rebound ratio
+for s in $SESSIONS; do
+    a=$(rate "$s" "$sink_port"); b=$(rate "$s" "$reb_port")
+    printf '%-9s %10s/s %10s/s %8s\n' "$s" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')"
+done
+rss=$(awk '/VmHWM/ { print $2 }' "/proc/$REB/status")
+stored=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select count(*) from messages').fetchone()[0])" "$WORK/bench.db")
+kill -TERM "$REB"; wait "$REB" || true
+echo "rebound: peak RSS $((rss / 1024)) MiB; messages stored $stored"
+grep -o '"batch[^}]*' "$WORK/rebound.log" | tail -3 || true

@@ -1,0 +1,1 @@
+-- 002: sends and address_status (DESIGN.md section 5).

@@ -1,0 +1,1 @@
+-- 003: mail-log follower state (log positions) and event dedup columns.

@@ -1,0 +1,1 @@
+//! Suppression-list exports (txt, csv, json, postfix access table), written atomically.

@@ -1,0 +1,1 @@
+//! Mailbox providers behind domains (gmail.com and googlemail.com are one provider).

@@ -1,0 +1,1 @@
+//! Reports: events and rates per domain, provider, reason, class or campaign.

@@ -1,0 +1,135 @@
+//! Rows of `messages` and `events`, and the inserts every entry point uses (LMTP,
+//! milter, ingest, reject, log). Runs inside a caller's transaction.
+
+use super::StoreError;
+use rusqlite::{params, Transaction};
+
+/// A received message, as stored in `messages`.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage {
+    /// When rebound stored it (Unix seconds).
+    pub received_at: i64,
+    /// lmtp, milter or ingest.
+    pub source: String,
+    /// MAIL FROM ("" for <>).
+    pub envelope_sender: String,
+    /// Accepted RCPT TO addresses.
+    pub envelope_recipients: Vec<String>,
+    /// Hex SHA-256 of the raw bytes.
+    pub sha256: String,
+    /// Message-level kind (bounce, delay, ..., unknown).
+    pub kind: String,
+    /// Size of the raw message.
+    pub size_bytes: i64,
+    /// The raw message, deflate-compressed (None to keep no evidence).
+    pub raw_deflated: Option<Vec<u8>>,
+}
+
+/// One event, as stored in `events`.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent {
+    /// When rebound learned of it (Unix seconds).
+    pub occurred_at: i64,
+    /// lmtp, milter, ingest, reject or log.
+    pub source: String,
+    /// The LMTP RCPT TO it was delivered to (the return path), or "".
+    pub envelope_recipient: String,
+    /// The address the report is about.
+    pub recipient: String,
+    /// bounce, delay, delivered, relayed, autoreply, complaint, unknown.
+    pub kind: String,
+    /// DSN Action.
+    pub action: String,
+    /// Enhanced status code.
+    pub status: String,
+    /// SMTP reply code.
+    pub reply_code: Option<u16>,
+    /// The remote server's text.
+    pub diagnostic: String,
+    /// Host that returned the error.
+    pub remote_mta: String,
+    /// Host that wrote the report.
+    pub reporting_mta: String,
+    /// SMTP command the error answered.
+    pub smtp_command: String,
+    /// ARF Feedback-Type.
+    pub feedback_type: String,
+    /// Auto-reply return date (YYYY-MM-DD) when stated.
+    pub return_date: String,
+    /// Message-ID of the returned original.
+    pub original_message_id: String,
+    /// Sisimai v5 reason.
+    pub reason: String,
+    /// Coarse class.
+    pub class: String,
+    /// recipient, sender, transient, none.
+    pub fault: String,
+    /// Permanent failure of the address itself.
+    pub hard: bool,
+    /// Id of the rule that decided.
+    pub rule: String,
+    /// The send it belongs to, when known.
+    pub send_id: Option<String>,
+    /// The return-path token found, if any.
+    pub verp: String,
+    /// Token valid (or classic VERP with a matching send).
+    pub verified: bool,
+}
+
+/// Lower-case domain part of an address ("" if none).
+pub fn domain_of(address: &str) -> String {
+    address.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// Inserts a message row; returns its id.
+pub fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> Result<i64, StoreError> {
+    let rcpts = serde_json::to_string(&m.envelope_recipients).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "INSERT INTO messages (received_at, source, envelope_sender, envelope_recipients, size_bytes, sha256, kind, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![m.received_at, m.source, m.envelope_sender, rcpts, m.size_bytes, m.sha256, m.kind, m.raw_deflated])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Inserts an event row (and applies its consequences through [`super::hooks`]);
+/// returns its id.
+pub fn insert_event(tx: &Transaction<'_>, message_id: Option<i64>, e: &NewEvent) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO events (occurred_at, source, message_id, envelope_recipient, recipient, domain, kind, action,
+            status, reply_code, diagnostic, remote_mta, reporting_mta, smtp_command, feedback_type, return_date,
+            original_message_id, reason, class, fault, hard, rule, send_id, verp, verified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+            ?22, ?23, ?24, ?25)",
+    )?
+    .execute(params![
+        e.occurred_at,
+        e.source,
+        message_id,
+        e.envelope_recipient,
+        e.recipient,
+        domain_of(&e.recipient),
+        e.kind,
+        e.action,
+        e.status,
+        e.reply_code,
+        e.diagnostic,
+        e.remote_mta,
+        e.reporting_mta,
+        e.smtp_command,
+        e.feedback_type,
+        e.return_date,
+        e.original_message_id,
+        e.reason,
+        e.class,
+        e.fault,
+        e.hard,
+        e.rule,
+        e.send_id,
+        e.verp,
+        e.verified,
+    ])?;
+    let id = tx.last_insert_rowid();
+    super::hooks::after_event(tx, id, e)?;
+    Ok(id)
+}

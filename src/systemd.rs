@@ -1,0 +1,1 @@
+//! systemd integration: sd_notify readiness and socket activation (LISTEN_FDS).

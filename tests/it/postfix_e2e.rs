@@ -1,0 +1,1 @@
+//! Tests: postfix_e2e.
