@@ -1,6 +1,7 @@
 //! The SQLite disposition store: opening and migrating (`mod.rs`, `migrate.rs`), the
 //! single writer thread with group commit (`writer.rs`), and the reads (`query.rs`).
 
+pub mod correlate;
 pub mod event;
 pub mod hooks;
 mod migrate;
