@@ -5,6 +5,7 @@ pub mod correlate;
 pub mod event;
 pub mod hooks;
 mod migrate;
+pub mod writer;
 
 pub use migrate::{migrate, schema_version, MIGRATIONS};
 
