@@ -107,7 +107,7 @@ pub fn parse(body: &str) -> DeliveryStatus {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 let starts_new = match name.as_str() {
                     "final-recipient" => !r.final_recipient.is_empty(),
-                    "original-recipient" => !r.original_recipient.is_empty() || !r.action.is_empty(),
+                    "original-recipient" => !r.original_recipient.is_empty(),
                     _ => false,
                 };
                 if starts_new {

@@ -20,6 +20,11 @@ use context::Context;
 
 /// Parses one message (RFC 5322 bytes) into its recipient reports.
 pub fn parse_message(raw: &[u8]) -> ParsedMessage {
+    parse_at_depth(raw, 0)
+}
+
+/// Parses a message; `depth` counts bounces found inside bounces.
+fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     let ctx = Context::build(raw);
     let (original, orig_headers) = original::original_message(&ctx);
     let mut pm = ParsedMessage { verp_candidates: original::verp_candidates(&ctx, &original), original, ..Default::default() };
@@ -28,8 +33,18 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
         return pm;
     }
     let mut records = dsn_records(&ctx, &orig_headers);
-    if records.is_empty() && mta::looks_like_bounce(&ctx) {
+    let bounce_like = mta::looks_like_bounce(&ctx);
+    if records.is_empty() && bounce_like {
         records = mta::scan(&ctx, &orig_headers);
+    }
+    if records.is_empty() && bounce_like && depth < 2 {
+        // A report that returns another report (a forwarded DSN): read the inner one.
+        if let Some(inner) = ctx.original.as_deref() {
+            let inner_pm = parse_at_depth(inner.as_bytes(), depth + 1);
+            if inner_pm.records.iter().any(|r| matches!(r.kind, Kind::Bounce | Kind::Delay)) {
+                records = inner_pm.records;
+            }
+        }
     }
     if records.is_empty() {
         if let Some(r) = autoreply::parse(&ctx) {
@@ -47,7 +62,11 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
     for part in &ctx.dsn {
         let ds = dsn::parse(part);
         for rr in ds.recipients {
-            let recipient = if rr.final_recipient.contains('@') || rr.original_recipient.is_empty() {
+            let usable = |a: &str| a.contains('@') && !a.starts_with('@') && a.rsplit('@').next().is_some_and(|d| d.contains('.'));
+            if !usable(&rr.final_recipient) && !usable(&rr.original_recipient) {
+                continue;
+            }
+            let recipient = if usable(&rr.final_recipient) {
                 rr.final_recipient.clone()
             } else {
                 rr.original_recipient.clone()
@@ -77,7 +96,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             let mut source = "Diagnostic-Code";
             if diag.is_empty() {
                 // The text part often holds the remote reply for this recipient.
-                let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient));
+                let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next() {
                     diag = t.diagnostic;
                     source = "report text near the recipient";

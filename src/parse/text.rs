@@ -37,7 +37,7 @@ pub fn find_addresses(s: &str) -> Vec<Found<'_>> {
             start -= 1;
         }
         // Leading dots or quotes are punctuation, not part of the local part.
-        while start < at && matches!(b.get(start), Some(b'.') | Some(b'\'') | Some(b'`') | Some(b'=')) {
+        while start < at && matches!(b.get(start), Some(b'.') | Some(b'\'') | Some(b'`')) {
             start += 1;
         }
         let mut end = at + 1;

@@ -2,6 +2,7 @@
 //! what its bounces say (headers, phrases, layout), never by a single sample's details.
 //! `generic` reads the layout most families share; family modules refine it.
 
+pub mod amazonses;
 pub mod generic;
 
 use super::context::Context;
@@ -28,8 +29,16 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
         return true;
     }
     let subject = super::mime::decode_words(h.get_or_empty("subject")).into_owned();
-    BOUNCE_SUBJECT.is_match(&subject)
+    if BOUNCE_SUBJECT.is_match(&subject) {
+        return true;
+    }
+    let head: String = ctx.text.chars().take(3000).collect();
+    BOUNCE_TEXT.is_match(&head)
 }
+
+static BOUNCE_TEXT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex")
+});
 
 /// Records read from the report text when no delivery-status part gave any.
 pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
@@ -39,12 +48,15 @@ pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
         .get_all("x-failed-recipients")
         .flat_map(|v| text::find_addresses(v).into_iter().map(|f| f.addr.to_string()).collect::<Vec<_>>())
         .collect();
-    let mut records = generic::scan(ctx, &exclude, &known);
+    if let Some(r) = amazonses::parse(ctx) {
+        return r;
+    }
+    let mut records = generic::scan(ctx, &exclude, &known, true);
     if records.is_empty() && ctx.original.is_some() {
         // Nothing in the text names the recipient: the original's To does.
         let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
         if !to.is_empty() && to.len() <= 3 {
-            records = generic::scan(ctx, &exclude, &to);
+            records = generic::scan(ctx, &exclude, &to, false);
         }
     }
     records
