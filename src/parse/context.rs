@@ -211,12 +211,21 @@ pub fn find_header_block(text: &str) -> Option<usize> {
             }
             j += 1;
         }
-        if fields >= 3 && strong {
+        if fields >= 3 && strong || fields >= 2 && after_marker(&lines, i) {
             return Some(start);
         }
         i = j.max(i + 1);
     }
     None
+}
+
+/// Whether the last non-blank line before line `i` announces the original message.
+fn after_marker(lines: &[(usize, &str)], i: usize) -> bool {
+    let prev = lines.get(..i).unwrap_or(&[]).iter().rev().map(|(_, l)| l.trim()).find(|l| !l.is_empty());
+    prev.is_some_and(|l| {
+        let l = l.to_ascii_lowercase();
+        ["original message", "message follows", "copy of", "headers follow", "original mail", "unsent message"].iter().any(|m| l.contains(m))
+    })
 }
 
 /// Removes HTML tags and decodes the few entities that matter for addresses.

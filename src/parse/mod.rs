@@ -46,6 +46,9 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
             }
         }
     }
+    if records.is_empty() && bounce_like {
+        records = mta::scan_original_to(&ctx, &orig_headers);
+    }
     if records.is_empty() {
         if let Some(r) = autoreply::parse(&ctx) {
             records.push(r);
@@ -59,7 +62,9 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
 fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
     let mut out = Vec::new();
     let exclude = mta::generic::excluded(ctx, orig);
-    for part in &ctx.dsn {
+    // Some MTAs put the delivery-status fields in the text part.
+    let inline: Vec<String> = if ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text) { vec![ctx.text.clone()] } else { Vec::new() };
+    for part in ctx.dsn.iter().chain(inline.iter()) {
         let ds = dsn::parse(part);
         for rr in ds.recipients {
             let usable = |a: &str| a.contains('@') && !a.starts_with('@') && a.rsplit('@').next().is_some_and(|d| d.contains('.'));
@@ -94,11 +99,11 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             r.provenance.push(("recipient".into(), "Final-Recipient".into()));
             let mut diag = rr.diagnostic.clone();
             let mut source = "Diagnostic-Code";
-            if diag.is_empty() {
+            if text::status_in_text(&diag).is_none() {
                 // The text part often holds the remote reply for this recipient.
                 let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient), false);
-                if let Some(t) = from_text.into_iter().next() {
-                    diag = t.diagnostic;
+                if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
+                    diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
                     source = "report text near the recipient";
                 }
             }

@@ -125,14 +125,32 @@ pub fn is_generic_status(s: &str) -> bool {
     s.is_empty() || s.ends_with(".0.0")
 }
 
-/// Picks the status: the DSN's own unless the text states a more specific one of
-/// the same class (the way postmasters and Sisimai read them).
+static AFTER_REPLY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[245]\d\d[ -]'?([245]\.\d{1,3}\.\d{1,3})\b").expect("regex"));
+
+/// The enhanced code an error text states: the one right after a reply code first,
+/// else the first specific one; failure codes (4/5) before success codes in a transcript.
+pub fn status_in_text(text: &str) -> Option<&str> {
+    let codes = enhanced_codes(text);
+    let failing = codes.iter().any(|c| !c.starts_with('2'));
+    let ok = |c: &&str| !failing || !c.starts_with('2');
+    let after: Vec<&str> = AFTER_REPLY.captures_iter(text).filter_map(|c| c.get(1).map(|m| m.as_str())).collect();
+    after
+        .iter()
+        .copied()
+        .filter(ok)
+        .find(|c| !c.ends_with(".0.0"))
+        .or_else(|| codes.iter().copied().filter(ok).find(|c| !c.ends_with(".0.0")))
+        .or_else(|| codes.iter().copied().find(ok))
+}
+
+/// Picks the status: a specific code stated in the error text wins over the DSN's
+/// Status field (MTAs fill Status with generic or stale values, the remote text is
+/// what the receiving server said), else the field.
 pub fn better_status(field: &str, text: &str) -> String {
-    let from_text = enhanced_codes(text).into_iter().find(|c| !c.ends_with(".0.0"));
-    match from_text {
+    match status_in_text(text) {
+        Some(t) if !t.ends_with(".0.0") => t.to_string(),
         Some(t) if field.is_empty() => t.to_string(),
-        Some(t) if is_generic_status(field) && t.get(..1) == field.get(..1) => t.to_string(),
-        _ if field.is_empty() => enhanced_code(text).unwrap_or("").to_string(),
         _ => field.to_string(),
     }
 }
@@ -197,7 +215,7 @@ mod tests {
         assert_eq!(reply_code("host x[1.2.3.4] said: 550 5.1.1 no"), Some(550));
         assert_eq!(reply_code("550-5.7.26 Unauth"), Some(550));
         assert_eq!(better_status("5.0.0", "550 5.1.1 unknown"), "5.1.1");
-        assert_eq!(better_status("5.2.2", "550 5.1.1 unknown"), "5.2.2");
+        assert_eq!(better_status("5.0.0", "5.1.0 - Unknown address error 550-'5.2.2 <a@b.c>... Mailbox Full'"), "5.2.2");
     }
 
     #[test]

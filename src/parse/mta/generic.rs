@@ -155,6 +155,31 @@ fn diagnostic_after(lines: &[&str], hit: &Hit, next_line: Option<usize>) -> Stri
     text::collapse(&buf)
 }
 
+/// The first line below `from` (before `stop` or an end marker) that carries a reply
+/// or enhanced code, joined with the lines that continue it.
+fn code_line_below(lines: &[&str], from: usize, stop: Option<usize>) -> Option<String> {
+    let stop = stop.unwrap_or(usize::MAX).min(from + 60);
+    for j in from + 1..lines.len().min(stop) {
+        let l = lines.get(j)?;
+        if END_MARKERS.is_match(l) {
+            return None;
+        }
+        if text::status_in_text(l).is_some() || text::reply_code(l.trim_start()).is_some_and(|_| l.trim_start().starts_with(|c: char| c.is_ascii_digit())) {
+            let mut out = l.to_string();
+            for k in j + 1..(j + 6).min(lines.len()) {
+                let n = lines.get(k).copied().unwrap_or("");
+                if n.trim().is_empty() || END_MARKERS.is_match(n) {
+                    break;
+                }
+                out.push(' ');
+                out.push_str(n);
+            }
+            return Some(out);
+        }
+    }
+    None
+}
+
 /// The paragraph of text holding line `i`.
 fn paragraph(lines: &[&str], i: usize) -> String {
     let mut s = i;
@@ -225,6 +250,13 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
                 source = "paragraph of the recipient";
             }
         }
+        if text::status_in_text(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
+            // The remote reply may stand a paragraph or two below ("The error that the
+            // other server returned was:").
+            if let Some(l) = code_line_below(&lines, h.line, next) {
+                diag = text::collapse(&format!("{diag} {l}"));
+            }
+        }
         if diag.split_whitespace().count() < 2 {
             diag = whole.clone();
             source = "whole report text";
@@ -260,7 +292,7 @@ pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
     r.diagnostic = diag.chars().take(2000).collect();
     r.provenance.push(("diagnostic".into(), source.into()));
     if r.status.is_empty() {
-        if let Some(c) = text::enhanced_codes(diag).into_iter().find(|c| !c.ends_with(".0.0")).or_else(|| text::enhanced_code(diag)) {
+        if let Some(c) = text::status_in_text(diag) {
             r.status = c.to_string();
             r.provenance.push(("status".into(), "enhanced code in the error text".into()));
         }

@@ -3,6 +3,7 @@
 //! `generic` reads the layout most families share; family modules refine it.
 
 pub mod amazonses;
+pub mod fml;
 pub mod generic;
 
 use super::context::Context;
@@ -29,7 +30,7 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
         return true;
     }
     let subject = super::mime::decode_words(h.get_or_empty("subject")).into_owned();
-    if BOUNCE_SUBJECT.is_match(&subject) {
+    if BOUNCE_SUBJECT.is_match(&subject) || fml::is_fml(ctx) {
         return true;
     }
     let head: String = ctx.text.chars().take(3000).collect();
@@ -51,13 +52,21 @@ pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
     if let Some(r) = amazonses::parse(ctx) {
         return r;
     }
-    let mut records = generic::scan(ctx, &exclude, &known, true);
-    if records.is_empty() && ctx.original.is_some() {
-        // Nothing in the text names the recipient: the original's To does.
-        let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
-        if !to.is_empty() && to.len() <= 3 {
-            records = generic::scan(ctx, &exclude, &to, false);
-        }
+    if let Some(r) = fml::parse(ctx) {
+        return r;
     }
-    records
+    generic::scan(ctx, &exclude, &known, true)
+}
+
+/// Last resort: nothing in the report names the recipient, the original's To does.
+pub fn scan_original_to(ctx: &Context, orig: &Headers) -> Vec<Record> {
+    if ctx.original.is_none() {
+        return Vec::new();
+    }
+    let exclude = generic::excluded(ctx, orig);
+    let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
+    if to.is_empty() || to.len() > 3 {
+        return Vec::new();
+    }
+    generic::scan(ctx, &exclude, &to, false)
 }
