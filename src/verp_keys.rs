@@ -37,7 +37,8 @@ pub fn load_or_create(config: &VerpConfig) -> Result<Keys, KeyFileError> {
 
 /// Like [`load_or_create`], but reads the files once per process and configuration.
 pub fn cached(config: &VerpConfig) -> Result<Arc<Keys>, KeyFileError> {
-    static CACHE: OnceLock<Mutex<HashMap<(PathBuf, Vec<PathBuf>), Arc<Keys>>>> = OnceLock::new();
+    type Files = (PathBuf, Vec<PathBuf>);
+    static CACHE: OnceLock<Mutex<HashMap<Files, Arc<Keys>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let k = (config.key_file.clone(), config.verify_key_files.clone());
     if let Some(keys) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&k) {

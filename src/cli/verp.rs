@@ -18,10 +18,10 @@ pub enum Format {
 #[derive(Subcommand, Debug)]
 pub enum VerpCommand {
     /// Print a signed return-path address for a send id.
-    #[command(after_help = "Example:\n  rebound verp sign --id 8f3a-42 --expires 30d\n  bounce+8f3a-42.avaq.k2mzq7c4xh2a@bounce.example.com")]
+    #[command(after_help = "Example:\n  rebound verp sign --id 8f3a-42 --expires 30d\n  bounce+8f3a-42.ukr.7auexqvrmygr@bounce.example.com")]
     Sign(SignArgs),
     /// Check a return-path address: exit 0 only when its token is valid.
-    #[command(after_help = "Example:\n  rebound verp check bounce+8f3a-42.avaq.k2mzq7c4xh2a@bounce.example.com --format json")]
+    #[command(after_help = "Example:\n  rebound verp check bounce+8f3a-42.ukr.7auexqvrmygr@bounce.example.com --format json")]
     Check(CheckArgs),
 }
 
@@ -120,6 +120,10 @@ fn check(config: &rebound::config::Config, a: CheckArgs) -> anyhow::Result<ExitC
             out["expires"] = json!(day_text(expiry_day));
             match keys.verify_parts(&id, expiry_day, &mac, now()) {
                 Ok(_) => (true, format!("valid: send {id}, expires {}", day_text(expiry_day))),
+                Err(VerpError::Expired { id, expiry_day }) => {
+                    out["error"] = json!("expired");
+                    (false, format!("invalid: expired: send {id}, expired on {}", day_text(expiry_day)))
+                }
                 Err(e) => {
                     out["error"] = json!(error_name(&e));
                     (false, format!("invalid: {e}"))

@@ -22,6 +22,9 @@ const ABUSE: Ev = Ev("complaint", "feedback", "complaint", "none", false, "abuse
 const OPTOUT: Ev = Ev("complaint", "feedback", "complaint", "none", false, "opt-out");
 const NOTSPAM: Ev = Ev("complaint", "feedback", "complaint", "none", false, "not-spam");
 
+/// (name, (day, event, verified) steps, expected state (None = no row), expected soft_count).
+type Case = (&'static str, Vec<(i64, Ev, bool)>, Option<State>, i64);
+
 /// Runs (day, event, verified) steps; returns the final row (None: never written).
 fn run(cfg: &PolicyConfig, steps: &[(i64, Ev, bool)]) -> Option<AddressStatus> {
     let mut row: Option<AddressStatus> = None;
@@ -52,8 +55,7 @@ fn v(steps: &[(i64, Ev)]) -> Vec<(i64, Ev, bool)> {
 #[test]
 fn table() {
     let cfg = PolicyConfig::default();
-    // (name, steps, expected state (None = no row), expected soft_count)
-    let cases: Vec<(&str, Vec<(i64, Ev, bool)>, Option<State>, i64)> = vec![
+    let cases: Vec<Case> = vec![
         ("hard suppresses at once", v(&[(0, HARD)]), Some(State::Suppressed), 0),
         ("one soft: soft_bouncing", v(&[(0, FULL)]), Some(State::SoftBouncing), 1),
         ("3 soft within 2 days: not spread enough", v(&[(0, FULL), (1, FULL), (2, FULL)]), Some(State::SoftBouncing), 3),

@@ -213,8 +213,7 @@ fn correlation_from_original_headers_and_classic() {
     assert_eq!(e.send_id.as_deref(), Some("g1"));
     assert_eq!(state(&conn, "g@example.org"), Some(State::Suppressed));
 
-    let mut parsed = ParsedMessage::default();
-    parsed.verp_candidates = vec!["someone@else.org".into(), sign(&k, "h1", 30)];
+    let parsed = ParsedMessage { verp_candidates: vec!["someone@else.org".into(), sign(&k, "h1", 30)], ..Default::default() };
     let e = store_one(&mut conn, &parsed, bounce_event("", "h@example.org", true, "recipient"));
     assert!(e.verified);
 
@@ -406,4 +405,215 @@ fn cli_reject_421_does_not_suppress() {
     let bad = site.run(&["reject"], Some(b"{\"recipient\":\"y@example.org\",\"colour\":1}\n"));
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("stdin:1:"), "{bad:?}");
+}
+
+// ---- end to end over LMTP ---------------------------------------------------------
+
+/// A running `rebound serve` on 127.0.0.1:0; stopped (SIGTERM) on drop.
+pub struct Served {
+    child: std::process::Child,
+    pub addr: String,
+}
+
+impl Served {
+    /// Starts the server for `site` and waits for its "listening" log line.
+    pub fn start(site: &Site) -> Served {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = site
+            .cmd()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["fields"]["message"] == "listening" {
+                        let _ = tx.send(v["fields"]["address"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+            }
+        });
+        let addr = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("serve never logged 'listening'");
+        Served { child, addr }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child process by its id.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal LMTP client: one connection, several transactions.
+pub struct Lmtp {
+    r: std::io::BufReader<std::net::TcpStream>,
+    w: std::net::TcpStream,
+}
+
+impl Lmtp {
+    pub fn connect(addr: &str) -> Lmtp {
+        let w = std::net::TcpStream::connect(addr).unwrap();
+        let mut c = Lmtp { r: std::io::BufReader::new(w.try_clone().unwrap()), w };
+        assert!(c.reply().starts_with("220"));
+        c.send("LHLO test.example");
+        assert!(c.reply().starts_with("250"));
+        c
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    fn reply(&mut self) -> String {
+        use std::io::BufRead;
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.r.read_line(&mut line).unwrap() > 0, "connection closed");
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    /// Delivers one message to one recipient; returns the final reply.
+    pub fn deliver(&mut self, rcpt: &str, message: &str) -> String {
+        self.send("MAIL FROM:<>");
+        assert!(self.reply().starts_with("250"));
+        self.send(&format!("RCPT TO:<{rcpt}>"));
+        let r = self.reply();
+        if !r.starts_with("250") {
+            self.send("RSET");
+            self.reply();
+            return r;
+        }
+        self.send("DATA");
+        assert!(self.reply().starts_with("354"));
+        for line in message.lines() {
+            let line = if line.starts_with('.') { format!(".{line}") } else { line.to_string() };
+            self.send(&line);
+        }
+        self.send(".");
+        self.reply()
+    }
+}
+
+/// An RFC 3464 delivery status notification for `recipient`, returned to `return_path`.
+pub fn dsn(return_path: &str, recipient: &str, status: &str, diagnostic: &str) -> String {
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n\
+         To: <{return_path}>\n\
+         Subject: Undelivered Mail Returned to Sender\n\
+         Date: Sun, 29 Nov 2026 10:00:00 +0000\n\
+         Message-ID: <dsn-{recipient}@mx.example.net>\n\
+         Auto-Submitted: auto-replied\n\
+         MIME-Version: 1.0\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"BOUNDARY\"\n\
+         \n\
+         --BOUNDARY\n\
+         Content-Type: text/plain; charset=us-ascii\n\
+         \n\
+         Your message could not be delivered to one or more recipients.\n\
+         \n\
+         --BOUNDARY\n\
+         Content-Type: message/delivery-status\n\
+         \n\
+         Reporting-MTA: dns; mx.example.net\n\
+         Arrival-Date: Sun, 29 Nov 2026 09:59:58 +0000\n\
+         \n\
+         Final-Recipient: rfc822; {recipient}\n\
+         Original-Recipient: rfc822; {recipient}\n\
+         Action: failed\n\
+         Status: {status}\n\
+         Remote-MTA: dns; mx.example.org\n\
+         Diagnostic-Code: smtp; {diagnostic}\n\
+         \n\
+         --BOUNDARY\n\
+         Content-Type: text/rfc822-headers\n\
+         \n\
+         Return-Path: <{return_path}>\n\
+         From: News <news@example.com>\n\
+         To: {recipient}\n\
+         Subject: Our news\n\
+         Message-ID: <orig-{recipient}@example.com>\n\
+         \n\
+         --BOUNDARY--\n"
+    )
+}
+
+/// An RFC 3834 out-of-office reply from `from`.
+pub fn out_of_office(return_path: &str, from: &str) -> String {
+    format!(
+        "From: <{from}>\n\
+         To: <{return_path}>\n\
+         Subject: Out of Office: Our news\n\
+         Date: Sun, 29 Nov 2026 10:00:00 +0000\n\
+         Message-ID: <ooo-{from}>\n\
+         Auto-Submitted: auto-replied\n\
+         X-Autoreply: yes\n\
+         Content-Type: text/plain; charset=us-ascii\n\
+         \n\
+         I am out of the office until Monday 7 December with limited access to email.\n"
+    )
+}
+
+#[test]
+#[ignore = "needs lmtp+parser"]
+fn lmtp_end_to_end_only_the_genuine_hard_bounce_suppresses() {
+    let site = Site::new();
+    let sign = |id: &str, exp: &str| stdout(&site.run(&["verp", "sign", "--id", id, "--expires", exp], None));
+    let (t_a, t_b, t_c, t_d, t_e) = (sign("send-a", "30d"), sign("send-b", "30d"), sign("send-c", "30d"), sign("send-d", "30d"), sign("send-e", "0d"));
+    // Tamper: change one MAC character of a genuine token.
+    let at = t_d.find('@').unwrap();
+    let mut d = t_d.into_bytes();
+    d[at - 1] = if d[at - 1] == b'a' { b'b' } else { b'a' };
+    let t_d = String::from_utf8(d).unwrap();
+
+    let server = Served::start(&site);
+    let mut c = Lmtp::connect(&server.addr);
+    let user_unknown = |r: &str| format!("550 5.1.1 <{r}>: Recipient address rejected: User unknown in virtual mailbox table");
+    for (rcpt, msg) in [
+        (&t_a, dsn(&t_a, "a@example.org", "5.1.1", &user_unknown("a@example.org"))),
+        (&t_b, out_of_office(&t_b, "b@example.org")),
+        (&t_c, dsn(&t_c, "c@example.org", "5.7.1", "550 5.7.1 Service unavailable; client host [192.0.2.10] blocked using zen.spamhaus.org")),
+        (&t_d, dsn(&t_d, "d@example.org", "5.1.1", &user_unknown("d@example.org"))),
+        (&t_e, dsn(&t_e, "e@example.org", "5.1.1", &user_unknown("e@example.org"))),
+    ] {
+        let r = c.deliver(rcpt, &msg);
+        assert!(r.starts_with("250"), "{rcpt}: {r}");
+    }
+    c.send("QUIT");
+    drop(server);
+
+    assert_eq!(site.state("a@example.org"), Some(State::Suppressed));
+    for addr in ["b@example.org", "c@example.org", "d@example.org", "e@example.org"] {
+        assert_ne!(site.state(addr), Some(State::Suppressed), "{addr}");
+    }
+    let conn = rebound::store::open_current(&site.db()).unwrap();
+    let verified = |r: &str| -> Vec<bool> {
+        let mut st = conn.prepare("SELECT verified FROM events WHERE recipient = ?1").unwrap();
+        st.query_map([r], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(verified("a@example.org"), vec![true]);
+    assert_eq!(verified("c@example.org"), vec![true]);
+    assert_eq!(verified("d@example.org"), vec![false], "tampered");
+    assert_eq!(verified("e@example.org"), vec![false], "expired");
+
+    // Then synchronous rejects: 550 5.1.1 suppresses a fresh address, 421 4.7.0 does not.
+    let r = site.run(&["reject", "--recipient", "f@example.org", "--reply-code", "550", "--status", "5.1.1", "--text", "user unknown"], None);
+    assert!(r.status.success(), "{r:?}");
+    assert_eq!(site.state("f@example.org"), Some(State::Suppressed));
+    let r = site.run(&["reject", "--recipient", "g@example.org", "--reply-code", "421", "--status", "4.7.0", "--text", "rate limited, try again later"], None);
+    assert!(r.status.success(), "{r:?}");
+    assert_ne!(site.state("g@example.org"), Some(State::Suppressed));
 }
