@@ -53,7 +53,11 @@ pub fn reject_record(r: &Reject) -> Record {
         diagnostic: r.text.split_whitespace().collect::<Vec<_>>().join(" "),
         diagnostic_type: "smtp".into(),
         remote_mta: r.remote_mta.trim().to_string(),
-        smtp_command: r.smtp_command.trim().to_ascii_uppercase(),
+        // Most rejects answer RCPT; an app that knows better says so.
+        smtp_command: match r.smtp_command.trim() {
+            "" => "RCPT".into(),
+            c => c.to_ascii_uppercase(),
+        },
         agent: "reject".into(),
         ..Default::default()
     }
