@@ -4,6 +4,7 @@
 pub mod correlate;
 pub mod event;
 pub mod hooks;
+pub mod query;
 mod migrate;
 
 pub use migrate::{migrate, schema_version, MIGRATIONS};
