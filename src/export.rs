@@ -125,15 +125,17 @@ fn format_row(format: ExportFormat, row: &ExportRow<'_>, first: bool, out: &mut 
         }
         ExportFormat::Json => {
             out.push_str(if first { "\n" } else { ",\n" });
-            let obj = serde_json::json!({
-                "address": row.address,
-                "state": row.state,
-                "reason": row.reason,
-                "class": row.class,
-                "since": rfc3339(row.since),
-                "suppressed_until": row.suppressed_until.map(rfc3339),
-            });
-            out.push_str(&obj.to_string());
+            let obj = JsonRow {
+                address: row.address,
+                state: row.state,
+                reason: row.reason,
+                class: row.class,
+                since: rfc3339(row.since),
+                suppressed_until: row.suppressed_until.map(rfc3339),
+            };
+            out.push_str(&serde_json::to_string(&obj).unwrap_or_default());
+            // The array's separators carry the line ends.
+            return true;
         }
         ExportFormat::Postfix => {
             if !postfix_key_ok(row.address) {
@@ -144,6 +146,17 @@ fn format_row(format: ExportFormat, row: &ExportRow<'_>, first: bool, out: &mut 
     }
     out.push('\n');
     true
+}
+
+/// One address in the JSON format, fields in a fixed order.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    address: &'a str,
+    state: &'a str,
+    reason: &'a str,
+    class: &'a str,
+    since: String,
+    suppressed_until: Option<String>,
 }
 
 /// RFC 4180 quoting when the field needs it.

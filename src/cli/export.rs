@@ -118,6 +118,6 @@ pub fn run(g: &super::Globals, c: ExportCommand) -> anyhow::Result<ExitCode> {
     if summary.skipped > 0 {
         eprintln!("rebound: {} address(es) left out: not representable in this format", summary.skipped);
     }
-    tracing::info!(written = summary.written, skipped = summary.skipped, "suppression list exported");
+    tracing::debug!(written = summary.written, skipped = summary.skipped, "suppression list exported");
     Ok(ExitCode::SUCCESS)
 }

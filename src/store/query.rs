@@ -322,3 +322,32 @@ pub fn for_each_export_row<E: From<StoreError>>(
     }
     Ok(n)
 }
+
+impl StoredMessage {
+    /// The message bytes, inflated (None once pruned or if the stored bytes are corrupt).
+    /// Bounded at 1 GiB so a corrupt or hostile row cannot exhaust memory.
+    pub fn raw_bytes(&self) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let raw = self.raw.as_deref()?;
+        let limit = 1u64 << 30;
+        let mut out = Vec::new();
+        if flate2::read::DeflateDecoder::new(raw).take(limit).read_to_end(&mut out).is_ok() {
+            return Some(out);
+        }
+        // Also accept a zlib-wrapped stream.
+        out.clear();
+        flate2::read::ZlibDecoder::new(raw).take(limit).read_to_end(&mut out).ok().map(|_| out)
+    }
+}
+
+/// Drops the raw bytes of messages received before `before` (Unix seconds); events
+/// are kept. Returns (messages pruned, compressed bytes freed).
+pub fn prune_raw(conn: &Connection, before: i64) -> Result<(u64, u64), StoreError> {
+    let (n, bytes): (i64, Option<i64>) = conn.query_row(
+        "SELECT COUNT(*), SUM(length(raw)) FROM messages WHERE received_at < ?1 AND raw IS NOT NULL",
+        params![before],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    conn.execute("UPDATE messages SET raw = NULL WHERE received_at < ?1 AND raw IS NOT NULL", params![before])?;
+    Ok((n as u64, bytes.unwrap_or(0) as u64))
+}
