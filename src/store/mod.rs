@@ -4,6 +4,7 @@
 pub mod correlate;
 pub mod event;
 pub mod hooks;
+pub mod query;
 mod migrate;
 pub mod writer;
 pub mod rejects;
