@@ -2,8 +2,11 @@
 //! single writer thread with group commit (`writer.rs`), and the reads (`query.rs`).
 
 pub mod correlate;
+pub mod dedup;
 pub mod event;
 pub mod hooks;
+pub mod logevents;
+pub mod logpos;
 mod migrate;
 
 pub use migrate::{migrate, schema_version, MIGRATIONS};
