@@ -173,6 +173,9 @@ impl Follower {
             self.draining = Some(old);
             return Ok(false);
         }
+        if self.check_truncated()? {
+            return Ok(true);
+        }
         if let Some(mut cur) = self.cur.take() {
             let n = self.read_chunk(&mut cur, false)?;
             self.cur = Some(cur);
@@ -202,7 +205,7 @@ impl Follower {
         Ok(())
     }
 
-    /// At the end of the current file: has the path been renamed away or truncated?
+    /// At the end of the current file: has the path been renamed away?
     fn check_rotation(&mut self) -> Result<bool, MaillogError> {
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => m,
@@ -220,26 +223,33 @@ impl Follower {
             self.cur = OpenLog::open(&self.path).ok();
             return Ok(true);
         }
-        let hash_now = first_line_hash(&cur.file);
-        let replaced = !cur.first_hash.is_empty() && hash_now != cur.first_hash;
-        if meta.len() < cur.offset || replaced {
-            self.stats.truncations += 1;
-            let (old_hash, old_offset) = (cur.first_hash.clone(), cur.offset);
-            tracing::info!(log = %self.path.display(), "log truncated (copytruncate); catching up from its copy");
-            if let Some(mut copy) = find_sibling(&self.path, None, &old_hash, old_offset) {
-                copy.offset = old_offset;
-                self.drain_fully(copy)?;
-            }
-            if let Some(cur) = self.cur.as_mut() {
-                cur.offset = 0;
-                cur.first_hash = first_line_hash(&cur.file);
-            }
-            return Ok(true);
-        }
-        if cur.first_hash.is_empty() && !hash_now.is_empty() {
-            cur.first_hash = hash_now;
-        }
         Ok(false)
+    }
+
+    /// Before reading on: was the current file truncated (copytruncate), perhaps regrown
+    /// past our offset already? Then the rest of what we had not read is in its copy.
+    fn check_truncated(&mut self) -> Result<bool, MaillogError> {
+        let Some(cur) = self.cur.as_mut() else { return Ok(false) };
+        let hash_now = first_line_hash(&cur.file);
+        if cur.first_hash.is_empty() {
+            cur.first_hash = hash_now;
+            return Ok(false);
+        }
+        if cur.len() >= cur.offset && hash_now == cur.first_hash {
+            return Ok(false);
+        }
+        self.stats.truncations += 1;
+        let (old_hash, old_offset) = (cur.first_hash.clone(), cur.offset);
+        tracing::info!(log = %self.path.display(), "log truncated (copytruncate); catching up from its copy");
+        if let Some(mut copy) = find_sibling(&self.path, None, &old_hash, old_offset) {
+            copy.offset = old_offset;
+            self.drain_fully(copy)?;
+        }
+        if let Some(cur) = self.cur.as_mut() {
+            cur.offset = 0;
+            cur.first_hash = first_line_hash(&cur.file);
+        }
+        Ok(true)
     }
 
     /// Replaces a missing current file by the one now at the path, if any.
