@@ -1,0 +1,1 @@
+//! Postfix e2e (below).
