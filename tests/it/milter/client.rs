@@ -201,3 +201,69 @@ impl Drop for TestServer {
         self.stop();
     }
 }
+
+/// The `rebound milter` binary on 127.0.0.1:0; killed on drop if still running.
+pub struct RunningRebound {
+    child: Option<std::process::Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl RunningRebound {
+    /// Starts `rebound [pre args] milter --listen 127.0.0.1:0 [args]` and waits for its
+    /// "listening on" line.
+    pub fn start(global: &[&str], args: &[&str]) -> RunningRebound {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rebound"))
+            .args(global)
+            .args(["milter", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn rebound");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("rebound milter printed no listening line");
+        let addr = line
+            .trim()
+            .rsplit_once("inet:")
+            .and_then(|(_, a)| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        RunningRebound { child: Some(child), addr }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pid = child.id();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                panic!("rebound milter did not exit within 30 s of SIGTERM");
+            }
+        }
+    }
+}
+
+impl Drop for RunningRebound {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
