@@ -69,3 +69,32 @@ impl MilterConfig {
         u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8).unwrap_or(0o660)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::milter::OnEom;
+
+    #[test]
+    fn milter_section_parses_and_normalises_domains() {
+        let c = Config::from_toml(
+            "[milter]\nlisten = [\"127.0.0.1:9999\"]\nbounce_domains = [\" Bounce.Example.COM. \"]\n\
+             reject_invalid_verp = true\non_eom = \"discard\"\nsocket_mode = \"0666\"\n",
+        )
+        .unwrap();
+        let p = c.milter.policy();
+        assert_eq!(p.bounce_domains, vec!["bounce.example.com"]);
+        assert!(p.reject_invalid_verp);
+        assert_eq!(p.on_eom, OnEom::Discard);
+        assert_eq!(c.milter.socket_mode_bits(), 0o666);
+        assert_eq!(c.milter.listen, vec!["127.0.0.1:9999"]);
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = Config::from_toml("").unwrap();
+        assert!(!c.milter.reject_invalid_verp);
+        assert_eq!(c.milter.on_eom, OnEom::Accept);
+        assert!(Config::from_toml("[milter]\non_eom = \"bounce\"\n").is_err());
+    }
+}
