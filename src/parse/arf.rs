@@ -30,7 +30,7 @@ pub fn parse(ctx: &Context, orig: &Headers) -> Option<Vec<Record>> {
             }
         }
     }
-    let diagnostic = text::collapse(&ctx.text.chars().take(1000).collect::<String>());
+    let diagnostic = text::collapse(text::prefix(&ctx.text, 1000));
     let records = recipients
         .into_iter()
         .map(|recipient| Record {

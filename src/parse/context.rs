@@ -137,7 +137,7 @@ impl Context {
     fn split_inline_original_from(&mut self, start: usize) {
         let Some(at) = find_header_block(self.text.get(start..).unwrap_or("")) else { return };
         let at = start + at;
-        let original: String = self.text.get(at..).unwrap_or("").chars().take(MAX_ORIGINAL).collect();
+        let original = super::text::prefix(self.text.get(at..).unwrap_or(""), MAX_ORIGINAL).to_string();
         self.original = Some(original);
         self.text.truncate(at);
     }
@@ -146,11 +146,23 @@ impl Context {
 /// Bytes → String with LF line ends, at most `max` bytes (cut at a char boundary).
 pub fn to_text(bytes: &[u8], max: usize) -> String {
     let bytes = bytes.get(..max.min(bytes.len())).unwrap_or(bytes);
-    let s = String::from_utf8_lossy(bytes);
-    if memchr::memchr(b'\r', s.as_bytes()).is_some() {
-        s.replace("\r\n", "\n").replace('\r', "\n")
-    } else {
-        s.into_owned()
+    if memchr::memchr(b'\r', bytes).is_none() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut v = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(n) = memchr::memchr(b'\r', bytes.get(i..).unwrap_or(&[])) {
+        v.extend_from_slice(bytes.get(i..i + n).unwrap_or(&[]));
+        v.push(b'\n');
+        i += n + 1;
+        if bytes.get(i) == Some(&b'\n') {
+            i += 1;
+        }
+    }
+    v.extend_from_slice(bytes.get(i..).unwrap_or(&[]));
+    match String::from_utf8(v) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 
@@ -165,31 +177,33 @@ const ORIGINAL_HEADERS: &[&str] = &[
 const STRONG_HEADERS: &[&str] =
     &["received", "return-path", "message-id", "dkim-signature", "mime-version", "delivered-to", "x-received", "domainkey-signature", "arc-seal", "authentication-results"];
 
-fn header_name(line: &str) -> Option<String> {
-    let colon = line.find(':')?;
+fn header_name(line: &str) -> Option<&str> {
+    let colon = memchr::memchr(b':', line.as_bytes())?;
     let name = line.get(..colon)?;
     if name.is_empty() || name.len() > 40 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return None;
     }
-    Some(name.to_ascii_lowercase())
+    Some(name)
 }
 
-/// Finds the start of the first block of at least three header lines (continuations
-/// allowed) that includes a header only a real message carries.
+fn one_of(name: &str, set: &[&str]) -> bool {
+    set.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// Finds the start of the first block of header lines that is a returned message:
+/// at least three fields including one only a real message carries, or two fields
+/// right after a line announcing the original.
 pub fn find_header_block(text: &str) -> Option<usize> {
     let mut offset = 0;
-    let lines: Vec<(usize, &str)> = text
-        .split('\n')
-        .map(|l| {
-            let o = offset;
-            offset += l.len() + 1;
-            (o, l)
-        })
-        .collect();
+    let mut lines: Vec<(usize, &str)> = Vec::new();
+    for l in text.split('\n') {
+        lines.push((offset, l));
+        offset += l.len() + 1;
+    }
     let mut i = 0;
     while i < lines.len() {
         let (start, line) = lines[i];
-        let known = header_name(line).filter(|n| ORIGINAL_HEADERS.contains(&n.as_str()) || n.starts_with("x-"));
+        let known = header_name(line).filter(|n| one_of(n, ORIGINAL_HEADERS) || n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")));
         if known.is_none() {
             i += 1;
             continue;
@@ -205,7 +219,7 @@ pub fn find_header_block(text: &str) -> Option<usize> {
                 }
             } else if let Some(n) = header_name(l) {
                 fields += 1;
-                strong |= STRONG_HEADERS.contains(&n.as_str());
+                strong |= one_of(n, STRONG_HEADERS);
             } else {
                 break;
             }
