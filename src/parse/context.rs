@@ -8,7 +8,7 @@ use super::mime::{self, ContentType, Headers, MAX_DEPTH, MAX_PARTS};
 /// Most report text kept (bytes); non-standard formats are recognised within it.
 const MAX_TEXT: usize = 128 * 1024;
 /// Most bytes of the returned original kept.
-const MAX_ORIGINAL: usize = 256 * 1024;
+const MAX_ORIGINAL: usize = 64 * 1024;
 
 /// What a message holds, split by role.
 #[derive(Debug, Default)]
@@ -29,8 +29,8 @@ pub struct Context {
     pub report_type: String,
     /// Parts visited (bounded by MAX_PARTS).
     pub parts_seen: usize,
-    /// Text from text/html parts, tags removed, used when no plain text exists.
-    html_text: String,
+    /// Text/html parts (decoded bytes), read only when no plain text exists.
+    html_parts: Vec<Vec<u8>>,
 }
 
 impl Context {
@@ -46,8 +46,13 @@ impl Context {
         }
         let cte = ctx.headers.get("content-transfer-encoding").map(str::to_string);
         ctx.entity(&ct, cte.as_deref(), body, 0);
-        if ctx.text.trim().is_empty() && !ctx.html_text.is_empty() {
-            ctx.text = std::mem::take(&mut ctx.html_text);
+        if ctx.text.trim().is_empty() && !ctx.html_parts.is_empty() {
+            let mut t = String::new();
+            for h in std::mem::take(&mut ctx.html_parts) {
+                t.push_str(&strip_tags(&to_text(&h, MAX_TEXT)));
+                t.push('\n');
+            }
+            ctx.text = t;
             ctx.split_inline_original();
         }
         ctx
@@ -93,16 +98,15 @@ impl Context {
             "message/rfc822" | "message/global" | "text/rfc822-headers" | "message/rfc822-headers"
             | "message/partial" | "text/rfc822" => {
                 if self.original.is_none() {
+                    let body = body.get(..body.len().min(MAX_ORIGINAL * 2)).unwrap_or(body);
                     let d = mime::decode_body(body, cte);
                     self.original = Some(to_text(&d, MAX_ORIGINAL));
                 }
             }
             "text/html" => {
-                let d = mime::decode_body(body, cte);
-                if self.html_text.len() < MAX_TEXT {
-                    let t = strip_tags(&to_text(&d, MAX_TEXT));
-                    self.html_text.push_str(&t);
-                    self.html_text.push('\n');
+                if self.html_parts.len() < 4 && self.text.trim().is_empty() {
+                    let body = body.get(..body.len().min(MAX_TEXT * 2)).unwrap_or(body);
+                    self.html_parts.push(mime::decode_body(body, cte).into_owned());
                 }
             }
             m if m.starts_with("text/") || m == "application/octet-stream" && depth == 0 => {
@@ -116,8 +120,11 @@ impl Context {
         if self.text.len() >= MAX_TEXT {
             return;
         }
+        let room = MAX_TEXT - self.text.len();
+        // Decode no more than can be kept (base64 shrinks, so twice the room is plenty).
+        let body = body.get(..body.len().min(room.saturating_mul(2))).unwrap_or(body);
         let d = mime::decode_body(body, cte);
-        let t = to_text(&d, MAX_TEXT - self.text.len());
+        let t = to_text(&d, room);
         let start = self.text.len();
         self.text.push_str(&t);
         self.text.push('\n');
