@@ -6,7 +6,8 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 fn is_local_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"._%+-=!#$&'*/?^`{|}~".contains(&b)
+    // Bytes of UTF-8 sequences count too (RFC 6531 addresses).
+    b >= 0x80 || b.is_ascii_alphanumeric() || b"._%+-=!#$&'*/?^`{|}~".contains(&b)
 }
 
 fn is_domain_char(b: u8) -> bool {
@@ -39,6 +40,14 @@ pub fn find_addresses(s: &str) -> Vec<Found<'_>> {
         // Leading dots or quotes are punctuation, not part of the local part.
         while start < at && matches!(b.get(start), Some(b'.') | Some(b'\'') | Some(b'`')) {
             start += 1;
+        }
+        // Non-ASCII before an address is usually prose (full-width punctuation, CJK
+        // text), not part of it: keep only letters and digits of a UTF-8 local part.
+        if b.get(start).is_some_and(|c| *c >= 0x80) {
+            if let Some(local) = s.get(start..at) {
+                let skip: usize = local.chars().take_while(|c| !c.is_ascii() && !c.is_alphanumeric()).map(char::len_utf8).sum();
+                start += skip;
+            }
         }
         let mut end = at + 1;
         while end < b.len() && b.get(end).is_some_and(|&c| is_domain_char(c)) {
@@ -244,11 +253,11 @@ pub fn better_status(field: &str, text: &str) -> String {
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
     crate::parse::text::re(concat!(
-        r"(?i)(?P<rcpt>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<)",
-        r"|(?P<mail>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<)",
-        r"|(?P<data>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data))",
-        r"|(?P<ehlo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b)",
-        r"|(?P<helo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b)",
+        r"(?i)(?P<rcpt>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT)",
+        r"|(?P<mail>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL)",
+        r"|(?P<data>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA|\[DATA\])",
+        r"|(?P<ehlo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b|>>> EHLO)",
+        r"|(?P<helo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b|>>> HELO)",
         r"|(?P<conn>\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b)",
     ))
     .expect("regex")

@@ -240,6 +240,8 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         // the failed one after all.
         found = hits(&lines, &markers, &[]);
     }
+    // Where every recipient line is, so one recipient's text stops at the next one's.
+    let mut lines_sorted: Vec<usize> = found.iter().map(|h| h.line).collect();
     let texts_known = known.iter().all(|k| found.iter().any(|h| h.addr.eq_ignore_ascii_case(k)));
     if !known.is_empty() && (found.is_empty() || !prefer_text || texts_known) {
         let mut keep: Vec<Hit> = Vec::new();
@@ -265,7 +267,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
     let whole = text::collapse(text::prefix(&ctx.text, 4000));
     let delayed = DELAY.is_match(head);
     let expired = EXPIRED.is_match(head);
-    let mut lines_sorted: Vec<usize> = found.iter().map(|h| h.line).collect();
+    lines_sorted.extend(found.iter().map(|h| h.line));
     lines_sorted.sort_unstable();
     let mut out = Vec::new();
     for h in &found {
