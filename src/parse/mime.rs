@@ -195,8 +195,12 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
     while let Some(n) = finder.find(body.get(pos..).unwrap_or(&[])) {
         let at = pos + n;
         pos = at + delim.len();
-        // The delimiter must begin a line.
+        // The delimiter must begin a line and be the whole boundary (not a prefix of
+        // a longer one).
         if at > 0 && body.get(at - 1) != Some(&b'\n') {
+            continue;
+        }
+        if !matches!(body.get(pos), None | Some(b'-' | b'\r' | b'\n' | b' ' | b'\t')) {
             continue;
         }
         if let Some(s) = start {

@@ -253,7 +253,7 @@ pub fn better_status(field: &str, text: &str) -> String {
 
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
     crate::parse::text::re(concat!(
-        r"(?i)(?P<rcpt>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT)",
+        r"(?i)(?P<rcpt>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT|\bdoes not like recipient)",
         r"|(?P<mail>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL)",
         r"|(?P<data>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA|\[DATA\])",
         r"|(?P<ehlo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b|>>> EHLO)",

@@ -3,6 +3,7 @@
 //! `generic` reads the layout most families share; family modules refine it.
 
 pub mod amazonses;
+pub mod domino;
 pub mod fml;
 pub mod generic;
 
