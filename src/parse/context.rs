@@ -9,6 +9,8 @@ use super::mime::{self, ContentType, Headers, MAX_DEPTH, MAX_PARTS};
 const MAX_TEXT: usize = 128 * 1024;
 /// Most bytes of the returned original kept.
 const MAX_ORIGINAL: usize = 64 * 1024;
+/// Most bytes of the original's body kept (a forwarded report is read from it).
+const ORIGINAL_BODY: usize = 16 * 1024;
 
 /// What a message holds, split by role.
 #[derive(Debug, Default)]
@@ -100,7 +102,10 @@ impl Context {
                 if self.original.is_none() {
                     let body = body.get(..body.len().min(MAX_ORIGINAL * 2)).unwrap_or(body);
                     let d = mime::decode_body(body, cte);
-                    self.original = Some(to_text(&d, MAX_ORIGINAL));
+                    // Its header block and the start of its body are all that is read.
+                    let (h, b) = mime::split_header_body(&d);
+                    let keep = (h.len() + b.len().min(ORIGINAL_BODY)).min(MAX_ORIGINAL);
+                    self.original = Some(to_text(&d, keep));
                 }
             }
             "text/html" => {

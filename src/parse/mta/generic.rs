@@ -91,10 +91,13 @@ fn hits(lines: &[&str], markers: &[bool], exclude: &[String]) -> Vec<Hit> {
         if markers.get(i).copied().unwrap_or(false) && !out.is_empty() {
             break;
         }
-        let lower_start = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>').to_ascii_lowercase();
+        if memchr::memchr(b'@', line.as_bytes()).is_none() {
+            continue;
+        }
+        let start = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>');
         if ["from:", "reply-to:", "sender:", "return-path:", "message-id:", "references:", "in-reply-to:", "x-"]
             .iter()
-            .any(|p| lower_start.starts_with(p))
+            .any(|p| start.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
         {
             continue;
         }
@@ -263,8 +266,9 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
     if found.is_empty() {
         return Vec::new();
     }
-    let head = text::prefix(&ctx.text, 16 * 1024);
-    let whole = text::collapse(text::prefix(&ctx.text, 4000));
+    let head = text::prefix(&ctx.text, 8 * 1024);
+    let whole_cell = std::cell::OnceCell::new();
+    let whole = || whole_cell.get_or_init(|| text::collapse(text::prefix(&ctx.text, 4000)));
     let delayed = DELAY.is_match(head);
     let expired = EXPIRED.is_match(head);
     lines_sorted.extend(found.iter().map(|h| h.line));
@@ -289,7 +293,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
             }
         }
         if diag.split_whitespace().count() < 2 {
-            diag = whole.clone();
+            diag = whole().clone();
             source = "whole report text";
         }
         let mut r = Record {
@@ -300,7 +304,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         r.provenance.push(("recipient".into(), if h.strong { "recipient line of the report text".into() } else { "report text".into() }));
         fill_from_diagnostic(&mut r, &diag, source);
         if r.smtp_command.is_empty() {
-            r.smtp_command = text::smtp_command(&whole).to_string();
+            r.smtp_command = text::smtp_command(whole()).to_string();
         }
         let temp = r.status.starts_with('4') || r.reply_code.is_some_and(|c| (400..500).contains(&c));
         if delayed && !expired || temp && !expired && r.status.is_empty() {
