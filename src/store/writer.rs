@@ -111,6 +111,11 @@ impl Writer {
         Ok((Writer { tx }, WriterThread { handle }))
     }
 
+    /// Jobs waiting in the channel (not yet taken by the writer).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Runs `f` in the next group-commit transaction; resolves once it committed.
     pub async fn submit<T, F>(&self, f: F) -> Result<T, WriteError>
     where
