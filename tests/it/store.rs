@@ -161,3 +161,11 @@ fn raw_evidence_round_trips() {
     assert!(packed.len() < msg.len() / 4);
     assert_eq!(rebound::lmtp::delivery::inflate(&packed).unwrap(), msg);
 }
+
+#[test]
+fn deflate_reuses_its_compressor_correctly() {
+    for size in [0usize, 1, 100, 70_000, 300_000] {
+        let msg: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+        assert_eq!(rebound::lmtp::delivery::inflate(&rebound::lmtp::delivery::deflate(&msg)).unwrap(), msg, "{size}");
+    }
+}

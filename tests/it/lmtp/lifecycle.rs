@@ -184,3 +184,17 @@ fn harness_samples_give_one_event_per_final_recipient() {
     let e: i64 = conn.query_row("SELECT count(*) FROM events WHERE source = 'lmtp'", [], |r| r.get(0)).unwrap();
     assert_eq!(e as usize, expected_events);
 }
+
+#[test]
+fn example_config_parses_and_states_the_defaults() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/rebound.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let config = rebound::config::Config::from_toml(&text).unwrap();
+    let defaults = rebound::config::Config::default();
+    assert_eq!(format!("{:?}", config.lmtp), format!("{:?}", defaults.lmtp));
+    assert_eq!(config.store.db, defaults.store.db);
+    // The commented metrics example is a valid setting too.
+    let on = text.replace("# metrics_listen", "metrics_listen");
+    let config = rebound::config::Config::from_toml(&on).unwrap();
+    assert_eq!(config.metrics.metrics_listen.as_deref(), Some("127.0.0.1:9425"));
+}
