@@ -196,6 +196,13 @@ fn writer_loop(
                     job.finish(Ok(()));
                 }
             }
+            Err(e) if jobs == 1 => {
+                tracing::error!(error = %e, "store write failed");
+                observe(&BatchStats { jobs, commit_time: start.elapsed(), grouped: false });
+                for job in batch.drain(..) {
+                    job.finish(Err(WriteError::Failed(e.to_string())));
+                }
+            }
             Err(e) => {
                 tracing::warn!(jobs, error = %e, "group commit failed; retrying each job alone");
                 for mut job in batch.drain(..) {
