@@ -146,7 +146,6 @@ fn socket_activation_and_readiness_notification() {
 /// One event per Final-Recipient for every harness sample, each sent to two return
 /// paths in one pipelined connection.
 #[test]
-#[ignore = "needs parser"]
 fn harness_samples_give_one_event_per_final_recipient() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
