@@ -286,7 +286,7 @@ fn ascii_pattern(p: &str) -> String {
             None => out.push('\\'),
         }
     }
-    format!("(?i){out}")
+    out
 }
 
 fn line_of(text: &str, id: &str) -> usize {
@@ -378,20 +378,25 @@ impl RuleSet {
                 "from-status" => ReasonSpec::FromStatus,
                 n => ReasonSpec::Fixed(Reason::from_name(n).ok_or_else(|| err(format!("unknown reason {n:?}")))?),
             };
+            // One pattern per rule (its alternatives joined): the set tracks far fewer
+            // patterns, which keeps its overlapping search fast.
             let mut idx = Vec::new();
+            let mut bodies = Vec::new();
             for p in &spec.text {
-                let rewritten = ascii_pattern(p);
-                if let Some(&i) = index.get(&rewritten) {
-                    idx.push(i);
-                    continue;
-                }
-                regex::bytes::RegexBuilder::new(&rewritten)
+                let body = ascii_pattern(p);
+                regex::bytes::RegexBuilder::new(&format!("(?i-u){body}"))
                     .size_limit(1 << 20)
                     .build()
                     .map_err(|e| err(format!("text {p:?}: {e}")))?;
-                index.insert(rewritten.clone(), patterns.len());
-                idx.push(patterns.len());
-                patterns.push(rewritten);
+                bodies.push(format!("(?:{body})"));
+            }
+            if !bodies.is_empty() {
+                let joined = format!("(?i-u){}", bodies.join("|"));
+                let i = *index.entry(joined.clone()).or_insert_with(|| {
+                    patterns.push(joined);
+                    patterns.len() - 1
+                });
+                idx.push(i);
             }
             let status = spec.status.iter()
                 .map(|s| StatusPattern::parse(s).ok_or_else(|| err(format!("bad status pattern {s:?}"))))
