@@ -1,0 +1,51 @@
+//! Non-standard bounce formats, one family per module. Each family is recognised by
+//! what its bounces say (headers, phrases, layout), never by a single sample's details.
+//! `generic` reads the layout most families share; family modules refine it.
+
+pub mod generic;
+
+use super::context::Context;
+use super::mime::Headers;
+use super::record::Record;
+use super::text;
+use regex::Regex;
+use std::sync::LazyLock;
+
+static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)undeliver|undelivered|delivery (?:status|failure|failed|report|notification|problem)|mail delivery|failure notice|returned mail|returned to sender|delivery has failed|could not be delivered|not delivered|non[- ]?delivery|nondeliverable|rejected|warning: could not send|delayed mail|mail system error|message not delivered|failed delivery|unzustellbar|non remis|no se puede entregar|delivery unsuccessful|fehlgeschlagen|error sending|mail error|bounce|notification|mail could not|echec|失敗|エラー|不達|配信").expect("regex")
+});
+
+/// Whether the message presents itself as a delivery report (not ordinary mail).
+pub fn looks_like_bounce(ctx: &Context) -> bool {
+    let h = &ctx.headers;
+    if h.get("x-failed-recipients").is_some() || ctx.is_report || !ctx.dsn.is_empty() {
+        return true;
+    }
+    let from = h.get_or_empty("from");
+    let from_addr = text::first_address(from).unwrap_or("");
+    let from_lc = from.to_ascii_lowercase();
+    if text::is_system_address(from_addr) || from_lc.contains("mailer-daemon") || from_lc.contains("postmaster") || from.trim() == "<>" || from_lc.contains("mail delivery") {
+        return true;
+    }
+    let subject = super::mime::decode_words(h.get_or_empty("subject")).into_owned();
+    BOUNCE_SUBJECT.is_match(&subject)
+}
+
+/// Records read from the report text when no delivery-status part gave any.
+pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
+    let exclude = generic::excluded(ctx, orig);
+    let known: Vec<String> = ctx
+        .headers
+        .get_all("x-failed-recipients")
+        .flat_map(|v| text::find_addresses(v).into_iter().map(|f| f.addr.to_string()).collect::<Vec<_>>())
+        .collect();
+    let mut records = generic::scan(ctx, &exclude, &known);
+    if records.is_empty() && ctx.original.is_some() {
+        // Nothing in the text names the recipient: the original's To does.
+        let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
+        if !to.is_empty() && to.len() <= 3 {
+            records = generic::scan(ctx, &exclude, &to);
+        }
+    }
+    records
+}
