@@ -145,7 +145,6 @@ fn field_manual_replies_classified_from_records() {
 }
 
 #[test]
-#[ignore = "needs parser: smtp_command from the report text (\"in reply to RCPT TO command\")"]
 fn field_manual_replies_classified_through_the_parser() {
     let Some(entries) = entries() else { return };
     let c = Classifier::with_default_rules();
