@@ -17,7 +17,7 @@ text = ['ACME-Q17']
 examples = ["550 ACME-Q17 try later"]
 
 [[rule]]
-id = "blocked.weak"
+id = "blocked.block-word"
 reason = "policyviolation"
 text = ['\bblocked\b']
 examples = ["550 permanent failure (a@example.com:blocked)"]
@@ -32,7 +32,7 @@ fn operator_rules_add_and_override_by_id() {
     let v = c.classify_reply(Some(550), "5.0.0", "550 ACME-Q17 try later");
     assert_eq!((v.reason, v.rule.as_str()), (Reason::MailboxFull, "local.acme-quota"));
     let v = c.classify_reply(Some(550), "5.0.0", "550 permanent failure (a@example.com:blocked)");
-    assert_eq!((v.reason, v.rule.as_str()), (Reason::PolicyViolation, "blocked.weak"));
+    assert_eq!((v.reason, v.rule.as_str()), (Reason::PolicyViolation, "blocked.block-word"));
     // The defaults are unchanged elsewhere.
     let v = c.classify_reply(Some(550), "5.1.1", "550 5.1.1 user unknown");
     assert_eq!(v.reason, Reason::UserUnknown);
