@@ -51,7 +51,8 @@ fn field(line: &str) -> IResult<&str, &str> {
 /// Unfolds field lines into (lower-case name, value) pairs, in order.
 pub fn fields(body: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for line in body.lines().take(10_000) {
+    for line in body.lines().take(10_000).map(str::trim_end) {
+        let line = if line.starts_with("  ") && field(line.trim_start()).is_ok_and(|(_, n)| is_dsn_field(n)) { line.trim_start() } else { line };
         if line.trim().is_empty() {
             out.push((String::new(), String::new()));
             continue;
@@ -81,12 +82,27 @@ pub fn fields(body: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Whether a name is one of the delivery-status fields (used for indented copies).
+fn is_dsn_field(name: &str) -> bool {
+    ["final-recipient", "original-recipient", "action", "status", "remote-mta", "diagnostic-code", "reporting-mta", "last-attempt-date"]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name))
+}
+
 /// Strips an address-type or MTA-name-type prefix ("rfc822; ", "dns; ").
 fn strip_type(v: &str) -> &str {
     match v.split_once(';') {
         Some((_, rest)) => rest.trim(),
         None => v.trim(),
     }
+}
+
+/// Whether a text holds per-recipient delivery-status fields at line starts.
+pub fn has_recipient_fields(text: &str) -> bool {
+    text.lines().take(2000).any(|l| {
+        let l = l.trim_start();
+        l.len() > 16 && (l.get(..16).is_some_and(|p| p.eq_ignore_ascii_case("final-recipient:")) || l.get(..19).is_some_and(|p| p.eq_ignore_ascii_case("original-recipient:")))
+    })
 }
 
 /// Parses a delivery-status body.
@@ -107,7 +123,7 @@ pub fn parse(body: &str) -> DeliveryStatus {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 let starts_new = match name.as_str() {
                     "final-recipient" => !r.final_recipient.is_empty(),
-                    "original-recipient" => !r.original_recipient.is_empty() || !r.action.is_empty(),
+                    "original-recipient" => !r.original_recipient.is_empty(),
                     _ => false,
                 };
                 if starts_new {

@@ -20,6 +20,11 @@ use context::Context;
 
 /// Parses one message (RFC 5322 bytes) into its recipient reports.
 pub fn parse_message(raw: &[u8]) -> ParsedMessage {
+    parse_at_depth(raw, 0)
+}
+
+/// Parses a message; `depth` counts bounces found inside bounces.
+fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     let ctx = Context::build(raw);
     let (original, orig_headers) = original::original_message(&ctx);
     let mut pm = ParsedMessage { verp_candidates: original::verp_candidates(&ctx, &original), original, ..Default::default() };
@@ -28,8 +33,22 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
         return pm;
     }
     let mut records = dsn_records(&ctx, &orig_headers);
-    if records.is_empty() && mta::looks_like_bounce(&ctx) {
+    mta::domino::refine(&ctx, &mut records);
+    let bounce_like = mta::looks_like_bounce(&ctx);
+    if records.is_empty() && bounce_like {
         records = mta::scan(&ctx, &orig_headers);
+    }
+    if records.is_empty() && bounce_like && depth < 2 {
+        // A report that returns another report (a forwarded DSN): read the inner one.
+        if let Some(inner) = ctx.original.as_deref() {
+            let inner_pm = parse_at_depth(inner.as_bytes(), depth + 1);
+            if inner_pm.records.iter().any(|r| matches!(r.kind, Kind::Bounce | Kind::Delay)) {
+                records = inner_pm.records;
+            }
+        }
+    }
+    if records.is_empty() && bounce_like {
+        records = mta::scan_original_to(&ctx, &orig_headers);
     }
     if records.is_empty() {
         if let Some(r) = autoreply::parse(&ctx) {
@@ -44,10 +63,16 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
 fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
     let mut out = Vec::new();
     let exclude = mta::generic::excluded(ctx, orig);
-    for part in &ctx.dsn {
+    // Some MTAs put the delivery-status fields in the text part.
+    let inline: Vec<String> = if ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text) { vec![ctx.text.clone()] } else { Vec::new() };
+    for part in ctx.dsn.iter().chain(inline.iter()) {
         let ds = dsn::parse(part);
         for rr in ds.recipients {
-            let recipient = if rr.final_recipient.contains('@') || rr.original_recipient.is_empty() {
+            let usable = |a: &str| a.contains('@') && !a.starts_with('@') && a.rsplit('@').next().is_some_and(|d| d.contains('.'));
+            if !usable(&rr.final_recipient) && !usable(&rr.original_recipient) {
+                continue;
+            }
+            let recipient = if usable(&rr.final_recipient) {
                 rr.final_recipient.clone()
             } else {
                 rr.original_recipient.clone()
@@ -75,11 +100,11 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             r.provenance.push(("recipient".into(), "Final-Recipient".into()));
             let mut diag = rr.diagnostic.clone();
             let mut source = "Diagnostic-Code";
-            if diag.is_empty() {
+            if text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
                 // The text part often holds the remote reply for this recipient.
-                let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient));
-                if let Some(t) = from_text.into_iter().next() {
-                    diag = t.diagnostic;
+                let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient), false);
+                if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
+                    diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
                     source = "report text near the recipient";
                 }
             }
@@ -88,6 +113,14 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
                 r.provenance.push(("status".into(), if r.status == rr.status { "Status".into() } else { "more specific code in the diagnostic".into() }));
             }
             mta::generic::fill_from_diagnostic(&mut r, &diag, source);
+            if r.smtp_command.is_empty() {
+                r.smtp_command = command_near(&ctx.text, &r.recipient).to_string();
+            }
+            // A temporary status with Action failed: the MTA gave up retrying.
+            if r.action == "failed" && r.status.starts_with('4') {
+                r.reason_hint = "expired".into();
+                r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status".into()));
+            }
             if r.remote_mta.is_empty() {
                 r.remote_mta = String::new();
             }
@@ -95,4 +128,13 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
         }
     }
     out
+}
+
+/// The SMTP command stated in the report text just after a recipient's address.
+fn command_near(report: &str, recipient: &str) -> &'static str {
+    if recipient.is_empty() {
+        return "";
+    }
+    let Some(pos) = memchr::memmem::find(report.as_bytes(), recipient.as_bytes()) else { return "" };
+    text::smtp_command(text::prefix(report.get(pos..).unwrap_or(""), 600))
 }

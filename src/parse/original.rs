@@ -35,7 +35,7 @@ pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
     };
     for (n, v) in h.iter() {
         if keep_x_header(n) && o.x_headers.len() < 32 {
-            o.x_headers.push((n.to_string(), v.chars().take(512).collect()));
+            o.x_headers.push((n.to_string(), text::prefix(v, 512).to_string()));
         }
     }
     (o, h)

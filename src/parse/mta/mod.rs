@@ -2,6 +2,9 @@
 //! what its bounces say (headers, phrases, layout), never by a single sample's details.
 //! `generic` reads the layout most families share; family modules refine it.
 
+pub mod amazonses;
+pub mod domino;
+pub mod fml;
 pub mod generic;
 
 use super::context::Context;
@@ -12,7 +15,7 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)undeliver|undelivered|delivery (?:status|failure|failed|report|notification|problem)|mail delivery|failure notice|returned mail|returned to sender|delivery has failed|could not be delivered|not delivered|non[- ]?delivery|nondeliverable|rejected|warning: could not send|delayed mail|mail system error|message not delivered|failed delivery|unzustellbar|non remis|no se puede entregar|delivery unsuccessful|fehlgeschlagen|error sending|mail error|bounce|notification|mail could not|echec|失敗|エラー|不達|配信").expect("regex")
+    crate::parse::text::re(r"(?i)undeliver|undelivered|delivery (?:status|failure|failed|report|notification|problem)|mail delivery|failure notice|returned mail|returned to sender|delivery has failed|could not be delivered|not delivered|non[- ]?delivery|nondeliverable|rejected|warning: could not send|delayed mail|mail system error|message not delivered|failed delivery|unzustellbar|non remis|no se puede entregar|delivery unsuccessful|fehlgeschlagen|error sending|mail error|bounce|notification|mail could not|echec|失敗|エラー|不達|配信").expect("regex")
 });
 
 /// Whether the message presents itself as a delivery report (not ordinary mail).
@@ -28,8 +31,15 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
         return true;
     }
     let subject = super::mime::decode_words(h.get_or_empty("subject")).into_owned();
-    BOUNCE_SUBJECT.is_match(&subject)
+    if BOUNCE_SUBJECT.is_match(&subject) || fml::is_fml(ctx) {
+        return true;
+    }
+    BOUNCE_TEXT.is_match(text::prefix(&ctx.text, 3000))
 }
+
+static BOUNCE_TEXT: LazyLock<Regex> = LazyLock::new(|| {
+    crate::parse::text::re(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex")
+});
 
 /// Records read from the report text when no delivery-status part gave any.
 pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
@@ -39,13 +49,24 @@ pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
         .get_all("x-failed-recipients")
         .flat_map(|v| text::find_addresses(v).into_iter().map(|f| f.addr.to_string()).collect::<Vec<_>>())
         .collect();
-    let mut records = generic::scan(ctx, &exclude, &known);
-    if records.is_empty() && ctx.original.is_some() {
-        // Nothing in the text names the recipient: the original's To does.
-        let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
-        if !to.is_empty() && to.len() <= 3 {
-            records = generic::scan(ctx, &exclude, &to);
-        }
+    if let Some(r) = amazonses::parse(ctx) {
+        return r;
     }
-    records
+    if let Some(r) = fml::parse(ctx) {
+        return r;
+    }
+    generic::scan(ctx, &exclude, &known, true)
+}
+
+/// Last resort: nothing in the report names the recipient, the original's To does.
+pub fn scan_original_to(ctx: &Context, orig: &Headers) -> Vec<Record> {
+    if ctx.original.is_none() {
+        return Vec::new();
+    }
+    let exclude = generic::excluded(ctx, orig);
+    let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
+    if to.is_empty() || to.len() > 3 {
+        return Vec::new();
+    }
+    generic::scan(ctx, &exclude, &to, false)
 }
