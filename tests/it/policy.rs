@@ -121,3 +121,52 @@ fn configurable() {
     assert_eq!(toml.policy.soft_threshold, 5);
     assert_eq!(toml.policy.soft_spread_days, 3);
 }
+
+/// Events inserted through the store's shared insert: the policy runs in the same
+/// transaction and only verified recipient-fault events write `address_status`.
+#[test]
+fn store_applies_policy_in_the_insert_transaction() {
+    use rebound::store::event::{insert_event, NewEvent};
+    use rebound::store::status::{get_status, lift_expired};
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rebound::store::open(&dir.path().join("p.db")).unwrap();
+    let ev = |day: i64, recipient: &str, reason: &str, fault: &str, hard: bool, verified: bool| NewEvent {
+        occurred_at: T0 + day * DAY,
+        source: "ingest".into(),
+        recipient: recipient.into(),
+        kind: "bounce".into(),
+        reason: reason.into(),
+        class: "x".into(),
+        fault: fault.into(),
+        hard,
+        verified,
+        ..Default::default()
+    };
+    let tx = conn.transaction().unwrap();
+    for day in [0, 2, 4] {
+        insert_event(&tx, None, &ev(day, "Full@Example.org", "mailboxfull", "recipient", false, true)).unwrap();
+        insert_event(&tx, None, &ev(day, "blocked@example.org", "blocked", "sender", false, true)).unwrap();
+        insert_event(&tx, None, &ev(day, "forged@example.org", "userunknown", "recipient", true, false)).unwrap();
+    }
+    let last = insert_event(&tx, None, &ev(5, "gone@example.org", "userunknown", "recipient", true, true)).unwrap();
+    tx.commit().unwrap();
+
+    let full = get_status(&conn, "full@example.org").unwrap().unwrap();
+    assert_eq!((full.state, full.soft_count, full.suppressed_until), (State::Suppressed, 3, Some(T0 + 94 * DAY)));
+    assert_eq!(get_status(&conn, "blocked@example.org").unwrap(), None);
+    assert_eq!(get_status(&conn, "forged@example.org").unwrap(), None);
+    let gone = get_status(&conn, "GONE@example.org").unwrap().unwrap();
+    assert_eq!((gone.state, gone.last_event_id, gone.reason.as_str()), (State::Suppressed, Some(last), "userunknown"));
+
+    // A rolled-back transaction leaves no status behind.
+    let tx = conn.transaction().unwrap();
+    insert_event(&tx, None, &ev(6, "rolled@example.org", "userunknown", "recipient", true, true)).unwrap();
+    drop(tx);
+    assert_eq!(get_status(&conn, "rolled@example.org").unwrap(), None);
+
+    // The sweep lifts soft suppressions that have run out, and only those.
+    assert_eq!(lift_expired(&conn, T0 + 93 * DAY).unwrap(), 0);
+    assert_eq!(lift_expired(&conn, T0 + 95 * DAY).unwrap(), 1);
+    assert_eq!(get_status(&conn, "full@example.org").unwrap().unwrap().state, State::Active);
+    assert_eq!(get_status(&conn, "gone@example.org").unwrap().unwrap().state, State::Suppressed);
+}
