@@ -64,6 +64,7 @@ fn table() {
         ("window decays after 30 days", v(&[(0, FULL), (10, FULL), (31, FULL)]), Some(State::SoftBouncing), 1),
         ("delivery resets soft counts", v(&[(0, FULL), (2, FULL), (3, DELIVERED), (4, FULL)]), Some(State::SoftBouncing), 1),
         ("delivery clears soft_bouncing", v(&[(0, FULL), (1, DELIVERED)]), Some(State::Active), 0),
+        ("delivery to an unknown address writes no row", v(&[(0, DELIVERED), (1, DELIVERED)]), None, 0),
         ("sender fault never suppresses", (0..10).map(|d| (d * 2, BLOCKED, true)).collect(), None, 0),
         ("sender fault marked hard still never suppresses", v(&[(0, BLOCKED_HARD)]), None, 0),
         ("transient never changes", v(&[(0, RATE), (5, RATE), (9, RATE)]), None, 0),
