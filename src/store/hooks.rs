@@ -23,6 +23,10 @@ pub fn policy() -> Arc<PolicyConfig> {
 
 /// Applies the consequences of event `id` (address status) in the same transaction.
 pub fn after_event(tx: &Transaction<'_>, id: i64, e: &NewEvent) -> Result<(), StoreError> {
+    // The same result seen twice (log line now, the MTA's DSN later) counts once.
+    if super::dedup::is_duplicate(tx, id, e)? {
+        return Ok(());
+    }
     if !e.verified || e.recipient.trim().is_empty() {
         return Ok(());
     }

@@ -2,9 +2,14 @@
 //! single writer thread with group commit (`writer.rs`), and the reads (`query.rs`).
 
 pub mod correlate;
+pub mod dedup;
 pub mod event;
 pub mod hooks;
+pub mod query;
+pub mod logevents;
+pub mod logpos;
 mod migrate;
+pub mod writer;
 pub mod rejects;
 pub mod sends;
 pub mod status;
