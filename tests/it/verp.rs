@@ -647,3 +647,24 @@ fn lmtp_reject_invalid_verp_refuses_bad_tokens_at_rcpt() {
     let mut c2 = Lmtp::connect(&server2.addr);
     assert!(c2.deliver(&forged, &msg).starts_with("250"));
 }
+
+#[test]
+fn verp_config_section() {
+    let c = rebound::config::Config::from_toml(
+        "[verp]\ndomain = \"b.example.net\"\nprefix = \"rb\"\nkey_file = \"/etc/rebound/verp.key\"\n\
+         verify_key_files = [\"/etc/rebound/verp-2025.key\"]\nexpiry_days = 45\nreject_invalid_verp = true\n",
+    )
+    .unwrap();
+    assert_eq!((c.verp.domain.as_str(), c.verp.prefix.as_str(), c.verp.expiry_days), ("b.example.net", "rb", 45));
+    assert!(c.verp.reject_invalid_verp);
+    assert_eq!(c.verp.verify_key_files.len(), 1);
+    let d = rebound::config::Config::default();
+    assert_eq!((d.verp.prefix.as_str(), d.verp.expiry_days, d.verp.reject_invalid_verp), ("bounce", 30, false));
+    assert!(rebound::config::Config::from_toml("[verp]\nkey = \"x\"\n").is_err(), "unknown keys are refused");
+
+    // Key files: several keys, comments, bad lines named by number.
+    let keys = rebound::verp_keys::parse_keys(Path::new("k"), "# new\n00112233445566778899aabbccddeeff\n\nFFEEDDCCBBAA99887766554433221100\n").unwrap();
+    assert_eq!(keys.len(), 2);
+    let err = rebound::verp_keys::parse_keys(Path::new("k"), "00112233445566778899aabbccddeeff\nnot hex\n").unwrap_err();
+    assert!(err.to_string().contains("k:2"), "{err}");
+}
