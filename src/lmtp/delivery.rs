@@ -35,6 +35,18 @@ struct Prepared {
 }
 
 impl Delivery {
+    /// The RCPT gate when `verp.reject_invalid_verp` is on (keys read once per process).
+    pub fn rcpt_gate(&self) -> Option<Arc<crate::verp::RcptGate>> {
+        match crate::verp_keys::rcpt_gate(&self.verp) {
+            Ok(gate) => gate.map(Arc::new),
+            Err(e) => {
+                // Correlation needs the same keys and answers 451 without them.
+                tracing::error!(error = %e, "VERP keys unavailable: RCPT tokens not checked");
+                None
+            }
+        }
+    }
+
     /// Stores one transaction; true once it has committed.
     pub async fn deliver(&self, t: Transaction) -> bool {
         let now = chrono::Utc::now().timestamp();
