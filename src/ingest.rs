@@ -252,6 +252,9 @@ struct Work {
     occurred_at: i64,
 }
 
+/// Messages as read: (index of the input file, bytes).
+type RawBatch = Batch<(usize, Vec<u8>)>;
+
 struct Batch<T> {
     seq: u64,
     items: Vec<T>,
@@ -275,7 +278,7 @@ pub fn ingest(
     let inputs = collect_inputs(paths)?;
     let mut summary = IngestSummary { bytes_total: inputs.iter().map(|(_, n)| n).sum(), ..Default::default() };
     let workers = opts.workers.max(1);
-    let (raw_tx, raw_rx) = sync_channel::<Batch<(usize, Vec<u8>)>>(workers * 2);
+    let (raw_tx, raw_rx) = sync_channel::<RawBatch>(workers * 2);
     let (done_tx, done_rx) = sync_channel::<Batch<Item>>(workers * 2);
     // Owned by the workers only: when they stop, the reader's sends fail and it stops.
     let raw_rx = Arc::new(Mutex::new(raw_rx));
@@ -298,7 +301,7 @@ pub fn ingest(
     Ok(summary)
 }
 
-fn read_files(inputs: &[(PathBuf, u64)], opts: &IngestOptions, tx: std::sync::mpsc::SyncSender<Batch<(usize, Vec<u8>)>>) {
+fn read_files(inputs: &[(PathBuf, u64)], opts: &IngestOptions, tx: std::sync::mpsc::SyncSender<RawBatch>) {
     let mut seq = 0u64;
     let new_batch = |seq: u64| Batch { seq, items: Vec::new(), bytes_read: 0, files_done: 0, errors: Vec::new() };
     let mut batch = new_batch(seq);
@@ -344,7 +347,7 @@ fn read_files(inputs: &[(PathBuf, u64)], opts: &IngestOptions, tx: std::sync::mp
 }
 
 fn work(
-    rx: &Mutex<Receiver<Batch<(usize, Vec<u8>)>>>,
+    rx: &Mutex<Receiver<RawBatch>>,
     tx: std::sync::mpsc::SyncSender<Batch<Item>>,
     db: &Path,
     classifier: &Classifier,
