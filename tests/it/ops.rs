@@ -88,7 +88,6 @@ fn ingest_corpus_twice_stores_each_message_once() {
 }
 
 #[test]
-#[ignore = "needs parser"]
 fn ingest_corpus_yields_records() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
