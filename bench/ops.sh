@@ -14,8 +14,8 @@ while getopts "n:c:j:h" o; do
     case $o in n) N=$OPTARG ;; c) COPIES=$OPTARG ;; j) JOBS="--jobs $OPTARG" ;; *) sed -n '2,9p' "$0"; exit 2 ;; esac
 done
 shift $((OPTIND - 1))
-BIN=${1:-target/release/rebound}
-CORPUS=../shared/corpus/sisimai
+BIN=$(realpath "${1:-target/release/rebound}")
+CORPUS=$(realpath -m ../shared/corpus/sisimai)
 [ -x "$BIN" ] || { echo "ops.sh: $BIN not built (cargo build --release)" >&2; exit 1; }
 [ -d "$CORPUS" ] || { echo "ops.sh: $CORPUS missing (../shared beside the repo)" >&2; exit 1; }
 WORK=$(mktemp -d)
@@ -23,7 +23,8 @@ trap 'rm -rf "$WORK"' EXIT
 
 # A store with N suppressed addresses (created and migrated by an empty ingest).
 mkdir "$WORK/empty"
-"$BIN" --db "$WORK/s.db" ingest -q "$WORK/empty" >/dev/null
+cd "$WORK"   # rebound may create files beside it (a VERP key)
+"$BIN" --db "$WORK/s.db" ingest -q "$WORK/empty" >/dev/null 2>>"$WORK/err"
 python3 - "$WORK/s.db" "$N" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
@@ -37,7 +38,7 @@ PY
 echo "export suppressions, $N addresses:"
 TIMEFORMAT='%R %U %S'
 for f in txt postfix csv json; do
-    t=$( { time "$BIN" --db "$WORK/s.db" export suppressions --format "$f" --output "$WORK/list.$f"; } 2>&1 )
+    t=$( { time "$BIN" --db "$WORK/s.db" export suppressions --format "$f" --output "$WORK/list.$f" 2>>"$WORK/err"; } 2>&1 )
     read -r wall user sys <<<"$t"
     printf '  %-8s %6ss wall, %5.2fs cpu  %s lines, %s bytes\n' "$f" "$wall" "$(python3 -c "print($user + $sys)")" \
         "$(wc -l <"$WORK/list.$f")" "$(stat -c %s "$WORK/list.$f")"
@@ -65,7 +66,7 @@ PY
 size=$(stat -c %s "$WORK/bench.mbox")
 echo "ingest, mbox of the corpus x $COPIES ($((size / 1000000)) MB):"
 for run in new again; do
-    t=$( { time "$BIN" --db "$WORK/i.db" ingest -q $JOBS "$WORK/bench.mbox" >"$WORK/out"; } 2>&1 )
+    t=$( { time "$BIN" --db "$WORK/i.db" ingest -q $JOBS "$WORK/bench.mbox" >"$WORK/out" 2>>"$WORK/err"; } 2>&1 )
     read -r wall user sys <<<"$t"
     out=$(cat "$WORK/out")
     msgs=$(awk '/^messages/ {print $2}' <<<"$out")
@@ -73,4 +74,4 @@ for run in new again; do
         "$(grep '^stored' <<<"$out" | tr -s ' ')" "$(grep '^time' <<<"$out" | sed 's/^time: *//')" \
         "$(python3 -c "print($user + $sys)")" "$(python3 -c "print($msgs / max($user + $sys, 1e-9))")"
 done
-echo "  store: $(stat -c %s "$WORK/i.db") bytes"
+echo "  store: $(stat -c %s "$WORK/i.db") bytes; load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
