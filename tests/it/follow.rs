@@ -267,3 +267,24 @@ proptest! {
         }
     }
 }
+
+/// Not a test: prints the parser's speed (run by bench/follow.sh).
+#[test]
+#[ignore = "benchmark"]
+fn follow_parse_speed() {
+    let log = include_str!("../data/maillog-postfix-harness.txt");
+    let lines: Vec<&str> = log.lines().collect();
+    let rounds = 4000;
+    let start = std::time::Instant::now();
+    let mut results = 0usize;
+    for _ in 0..rounds {
+        for l in &lines {
+            if let rebound::maillog::LogEntry::Results(v) = parse_line(l, LogFormat::Auto, 1_795_974_000).entry {
+                results += v.len();
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = lines.len() * rounds;
+    println!("parse_line: {n} lines ({results} results) in {secs:.2} s = {:.0} lines/s", n as f64 / secs);
+}
