@@ -48,20 +48,27 @@ fn append(path: &Path, text: &str) {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     db: PathBuf,
     log: PathBuf,
 }
 
+impl Fixture {
+    /// VERP settings whose key file lives in the test's directory.
+    fn verp(&self) -> rebound::verp::VerpConfig {
+        rebound::verp::VerpConfig { key_file: self.dir.path().join("verp.key"), ..Default::default() }
+    }
+}
+
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    Fixture { db: dir.path().join("r.db"), log: dir.path().join("maillog"), _dir: dir }
+    Fixture { db: dir.path().join("r.db"), log: dir.path().join("maillog"), dir }
 }
 
 fn follower(fx: &Fixture) -> Follower {
     let conn = rebound::store::open(&fx.db).unwrap();
     let classifier = Arc::new(Classifier::with_default_rules());
-    Follower::open(conn, &fx.log, LogFormat::Auto, classifier, Default::default(), &FollowConfig::default(), false)
+    Follower::open(conn, &fx.log, LogFormat::Auto, classifier, fx.verp(), &FollowConfig::default(), false)
         .unwrap()
 }
 
@@ -185,15 +192,39 @@ fn log_then_dsn_counts_once() {
 }
 
 #[test]
-#[ignore = "needs parser: the DSN of tests/data must yield its record"]
-fn real_dsn_after_log_is_duplicate() {
+fn real_dsn_after_log_is_duplicate_and_suppresses_once() {
+    let fx = fixture();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/maillog-postfix-harness.txt"), &fx.log).unwrap();
+    follower(&fx).read_to_end().unwrap();
+    // Postfix's DSN for the same 550, stored the way the LMTP path stores it.
     let raw = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/maillog-dsn-550.eml")).unwrap();
     let p = rebound::pipeline::process_message(&raw, &Classifier::with_default_rules());
     let env = rebound::pipeline::Envelope { source: "lmtp".into(), recipient: "bounces+s1.abc@bounces.example.test".into() };
-    let rows = rebound::pipeline::event_rows(&p, &env, 0);
+    let mut rows = rebound::pipeline::event_rows(&p, &env, 0);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].original_message_id, "m1@app.example.test");
-    assert_eq!(rows[0].recipient, "user1@remote.example.test");
+    let mut conn = rebound::store::open(&fx.db).unwrap();
+    let tx = conn.transaction().unwrap();
+    rebound::store::correlate::correlate_events(&tx, &fx.verp(), &p.parsed, &mut rows, 0).unwrap();
+    let dsn_id = insert_event(&tx, None, &rows[0]).unwrap();
+    tx.commit().unwrap();
+    let (dup, log_source): (Option<i64>, String) = conn
+        .query_row(
+            "SELECT d.duplicate_of, l.source FROM events d JOIN events l ON l.id = d.duplicate_of WHERE d.id = ?1",
+            [dsn_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(dup.is_some());
+    assert_eq!(log_source, "log");
+    let counted: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE recipient = 'user1@remote.example.test' AND duplicate_of IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counted, 1);
 }
 
 #[test]
@@ -206,7 +237,7 @@ fn spawned_follower_records_and_stops() {
         ..Default::default()
     };
     rebound::store::open(&fx.db).unwrap();
-    let handles = rebound::maillog::spawn_followers(&cfg, &Default::default(), &fx.db, Arc::new(Classifier::with_default_rules()));
+    let handles = rebound::maillog::spawn_followers(&cfg, &fx.verp(), &fx.db, Arc::new(Classifier::with_default_rules()));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while recipients(&fx.db).is_empty() {
         assert!(std::time::Instant::now() < deadline, "follower recorded nothing");
@@ -227,6 +258,7 @@ fn cli_once_and_stdin() {
         .args(["follow", "--once", "--db"])
         .arg(&fx.db)
         .arg(&fx.log)
+        .current_dir(fx.dir.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -237,6 +269,7 @@ fn cli_once_and_stdin() {
         .args(["follow", "--format", "postfix", "--db"])
         .arg(&fx.db)
         .arg("-")
+        .current_dir(fx.dir.path())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
