@@ -192,7 +192,7 @@ fn log_then_dsn_counts_once() {
 }
 
 #[test]
-fn real_dsn_after_log_is_duplicate_and_suppresses_once() {
+fn real_dsn_after_log_is_duplicate() {
     let fx = fixture();
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/maillog-postfix-harness.txt"), &fx.log).unwrap();
     follower(&fx).read_to_end().unwrap();
@@ -225,6 +225,65 @@ fn real_dsn_after_log_is_duplicate_and_suppresses_once() {
         )
         .unwrap();
     assert_eq!(counted, 1);
+}
+
+#[test]
+fn signed_sender_550_suppresses_once_with_its_dsn() {
+    let fx = fixture();
+    let verp = rebound::verp::VerpConfig { domain: "bounces.example.test".into(), prefix: "bounces".into(), ..fx.verp() };
+    let keys = rebound::verp_keys::load_or_create(&verp).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let token = keys.sign("bounces", "bounces.example.test", "send1", rebound::verp::expiry_day_for(now, 30 * 86_400)).unwrap();
+    append(
+        &fx.log,
+        &format!(
+            "Nov 29 17:36:40 mta postfix/cleanup[1]: QSIGNED01: message-id=<sig1@app.example.test>\n\
+             Nov 29 17:36:40 mta postfix/qmgr[1]: QSIGNED01: from=<{token}>, size=1, nrcpt=1 (queue active)\n\
+             Nov 29 17:36:40 mta postfix/smtp[2]: QSIGNED01: to=<gone@remote.test>, relay=mx[192.0.2.1]:25, delay=0.1, \
+             delays=0/0/0/0, dsn=5.1.1, status=bounced (host mx[192.0.2.1] said: 550 5.1.1 <gone@remote.test>: \
+             Recipient address rejected: User unknown (in reply to RCPT TO command))\n"
+        ),
+    );
+    let conn = rebound::store::open(&fx.db).unwrap();
+    let classifier = Arc::new(Classifier::with_default_rules());
+    Follower::open(conn, &fx.log, LogFormat::Auto, classifier, verp.clone(), &FollowConfig::default(), false)
+        .unwrap()
+        .read_to_end()
+        .unwrap();
+    let status = |conn: &rusqlite::Connection| -> (String, i64) {
+        conn.query_row("SELECT state, hard_count FROM address_status WHERE address = 'gone@remote.test'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    };
+    let mut conn = rebound::store::open(&fx.db).unwrap();
+    let verified: bool =
+        conn.query_row("SELECT verified FROM events WHERE queue_id = 'QSIGNED01'", [], |r| r.get(0)).unwrap();
+    assert!(verified, "the signed return path did not verify");
+    assert_eq!(status(&conn), ("suppressed".to_string(), 1));
+    // Postfix's DSN of the same failure arrives later over LMTP.
+    let tx = conn.transaction().unwrap();
+    let mut dsn = [NewEvent {
+        occurred_at: now,
+        source: "lmtp".into(),
+        envelope_recipient: token.clone(),
+        recipient: "gone@remote.test".into(),
+        kind: "bounce".into(),
+        status: "5.1.1".into(),
+        original_message_id: "sig1@app.example.test".into(),
+        reason: "userunknown".into(),
+        class: "invalid_recipient".into(),
+        fault: "recipient".into(),
+        hard: true,
+        ..Default::default()
+    }];
+    rebound::store::correlate::correlate_events(&tx, &verp, &Default::default(), &mut dsn, now).unwrap();
+    assert!(dsn[0].verified);
+    let id = insert_event(&tx, None, &dsn[0]).unwrap();
+    tx.commit().unwrap();
+    let dup: Option<i64> = conn.query_row("SELECT duplicate_of FROM events WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+    assert!(dup.is_some());
+    assert_eq!(status(&conn), ("suppressed".to_string(), 1), "the DSN was counted again");
 }
 
 #[test]
