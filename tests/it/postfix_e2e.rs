@@ -62,6 +62,10 @@ fn postfix_recipe_delivers_dsns_over_lmtp_tcp_and_unix() {
             Err(_) => pf.flush(), // hurry the 450 case's retry
         }
     }
+    // The sink has the DSNs; Postfix logs each delivery once it has read the 250.
+    pf.wait_until(LIMIT, "Postfix to log the LMTP deliveries", || {
+        CASES.iter().all(|c| !pf.lmtp_deliveries(&rp(c.0)).is_empty())
+    });
     for (id, rcpt, status, unix) in CASES {
         let want = rp(id);
         let d = got.iter().find(|d| d.rcpts == [want.clone()]).unwrap_or_else(|| panic!("no DSN to {want}"));
