@@ -43,7 +43,7 @@ fn postfix_recipe_delivers_dsns_over_lmtp_tcp_and_unix() {
     let tmp = shared_tempdir();
     let socket = tmp.path().join("lmtp.sock");
     let (port, feed) = sink::start(&socket);
-    let rp = |id: &str| format!("bounces+{id}@{BOUNCE_DOMAIN}");
+    let rp = |id: &str| format!("bounce+{id}@{BOUNCE_DOMAIN}");
     let unix_rcpts: Vec<String> = CASES.iter().filter(|c| c.3).map(|c| rp(c.0)).collect();
     let pf = Postfix::start(
         &tmp.path().join("pf"),
