@@ -1,34 +1,191 @@
 //! Record → [`Verdict`]: reason, class, fault, hard/soft and the rule that decided. Pure.
+//!
+//! The rules are data (`rules/default.toml`, embedded; an operator file adds or overrides
+//! them by id). They are tried in file order and the first that applies decides: the
+//! record kind first (auto-reply, complaint, delivered), then unambiguous wording, specific
+//! RFC 3463 status codes, the parser's reason hint, weaker wording, and last the meaning of
+//! generic status and reply codes. Every text pattern is compiled into one `RegexSet`, so
+//! a record's diagnostic is scanned once whatever the number of rules.
 
+pub mod rules;
+pub mod status;
 pub mod verdict;
 
 pub use verdict::{Class, Fault, Reason, Verdict};
 
 use crate::parse::{Kind, Record};
+use rules::{RuleSet, RulesError};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
-/// Classifies parsed records with a compiled rule set.
-#[derive(Debug, Default)]
-pub struct Classifier {}
+/// Errors building a classifier.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// The operator rules file could not be read.
+    #[error("rules file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The rules do not load or compile.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+}
+
+/// Classifies parsed records with a compiled rule set (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    rules: Arc<RuleSet>,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier::with_default_rules()
+    }
+}
+
+fn default_rules() -> Arc<RuleSet> {
+    static DEFAULT: OnceLock<Arc<RuleSet>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| match RuleSet::load(None) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                // The embedded rules are checked by the test suite; this cannot happen in
+                // a released build, and an empty set still gives verdicts (undefined).
+                tracing::error!(error = %e, "embedded classification rules do not compile");
+                Arc::new(RuleSet::empty())
+            }
+        })
+        .clone()
+}
 
 impl Classifier {
     /// The classifier with the embedded default rules.
     pub fn with_default_rules() -> Classifier {
-        Classifier {}
+        Classifier { rules: default_rules() }
+    }
+
+    /// The default rules plus an operator rules file given as text (`name` for messages).
+    pub fn with_operator_rules(name: &str, text: &str) -> Result<Classifier, ClassifyError> {
+        Ok(Classifier { rules: Arc::new(RuleSet::load(Some((name, text)))?) })
+    }
+
+    /// The classifier the `[classify]` section asks for.
+    pub fn from_config(config: &ClassifyConfig) -> Result<Classifier, ClassifyError> {
+        match &config.rules {
+            None => Ok(Classifier::with_default_rules()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ClassifyError::Read { path: path.clone(), source })?;
+                Classifier::with_operator_rules(&path.display().to_string(), &text)
+            }
+        }
+    }
+
+    /// The compiled rules, in evaluation order.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
     }
 
     /// Classifies one record.
     pub fn classify(&self, record: &Record) -> Verdict {
-        let (reason, class, fault) = match record.kind {
-            Kind::Autoreply => (Reason::Vacation, Class::AutoReply, Fault::None),
-            Kind::Complaint => (Reason::Feedback, Class::Complaint, Fault::None),
-            Kind::Delivered | Kind::Relayed => (Reason::Delivered, Class::Delivered, Fault::None),
-            _ => (Reason::Undefined, Class::Unknown, Fault::None),
+        let Some(d) = self.rules.decide(record) else {
+            return Verdict {
+                reason: Reason::Undefined,
+                class: Class::Unknown,
+                fault: Fault::None,
+                hard: false,
+                rule: "none".into(),
+                matched: String::new(),
+            };
         };
-        Verdict { reason, class, fault, hard: false, rule: "stub".into(), matched: String::new() }
+        let spec = &d.rule.spec;
+        let failure = matches!(record.kind, Kind::Bounce | Kind::None);
+        let hard = d.reason.is_address_failure() && failure && !RuleSet::is_temporary(record);
+        let matched = d.pattern.map(|p| self.rules.matched_text(p, &record.diagnostic)).unwrap_or_default();
+        Verdict {
+            reason: d.reason,
+            class: spec.class.unwrap_or(d.reason.class()),
+            fault: spec.fault.unwrap_or(d.reason.fault()),
+            hard,
+            rule: spec.id.clone(),
+            matched,
+        }
     }
+
+    /// Classifies an SMTP reply seen directly (a synchronous reject or a log line): a 4xx
+    /// is a delay, a 5xx a bounce; the command is taken as RCPT unless the text names
+    /// another, since that is where most rejects happen.
+    pub fn classify_reply(&self, code: Option<u16>, status: &str, text: &str) -> Verdict {
+        self.classify(&reply_record(code, status, text))
+    }
+}
+
+/// The record a bare SMTP reply stands for.
+pub fn reply_record(code: Option<u16>, status: &str, text: &str) -> Record {
+    let lower = text.to_ascii_lowercase();
+    let command = if lower.contains("end of data") || lower.contains("after data") || lower.contains("final data") {
+        "DATA"
+    } else if lower.contains("mail from") {
+        "MAIL"
+    } else {
+        "RCPT"
+    };
+    let temporary = status.trim().starts_with('4') || code.is_some_and(|c| (400..500).contains(&c));
+    Record {
+        kind: if temporary { Kind::Delay } else { Kind::Bounce },
+        action: if temporary { "delayed" } else { "failed" }.into(),
+        status: status.trim().to_string(),
+        reply_code: code,
+        diagnostic: text.split_whitespace().collect::<Vec<_>>().join(" "),
+        smtp_command: command.into(),
+        ..Default::default()
+    }
+}
+
+/// Classifies an SMTP reply (code, enhanced status, text) with the default rules.
+pub fn classify_reply(code: Option<u16>, status: &str, text: &str) -> Verdict {
+    Classifier::with_default_rules().classify_reply(code, status, text)
 }
 
 /// The `[classify]` section.
 #[derive(Debug, Clone, serde::Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
-pub struct ClassifyConfig {}
+pub struct ClassifyConfig {
+    /// Operator rules file (TOML, same format as the embedded rules) whose rules add to
+    /// or replace (by id) the defaults; `rebound rules check FILE` validates it.
+    pub rules: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rules_compile_and_every_example_is_decided_by_its_rule() {
+        let set = RuleSet::load(None).expect("default rules compile");
+        let (n, failures) = set.check_examples();
+        assert!(n > 100, "only {n} examples");
+        let report: Vec<String> =
+            failures.iter().map(|f| format!("{}:{} {}: {:?}: {}", f.origin.0, f.origin.1, f.rule, f.text, f.message)).collect();
+        assert!(report.is_empty(), "{} failing examples:\n{}", report.len(), report.join("\n"));
+    }
+
+    #[test]
+    fn blocklisting_is_never_a_dead_address() {
+        let v = classify_reply(Some(550), "5.7.1", "550 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org");
+        assert_eq!((v.reason, v.fault, v.hard), (Reason::Blocked, Fault::Sender, false));
+        let v = classify_reply(Some(550), "5.1.1", "550 5.1.1 <a@example.com>: Recipient address rejected: User unknown");
+        assert_eq!((v.reason, v.fault, v.hard), (Reason::UserUnknown, Fault::Recipient, true));
+    }
+
+    #[test]
+    fn a_temporary_failure_is_never_hard() {
+        let v = classify_reply(Some(450), "4.1.1", "450 4.1.1 <a@example.org>: Recipient address rejected: User unknown");
+        assert_eq!(v.reason, Reason::UserUnknown);
+        assert!(!v.hard);
+    }
+
+    #[test]
+    fn kind_decides_first() {
+        let r = Record { kind: Kind::Autoreply, diagnostic: "user unknown".into(), ..Default::default() };
+        assert_eq!(Classifier::with_default_rules().classify(&r).reason, Reason::Vacation);
+    }
+}

@@ -124,3 +124,48 @@ pub struct Verdict {
     /// The text the rule matched, for `--explain`.
     pub matched: String,
 }
+
+impl Reason {
+    /// The class a reason belongs to by default.
+    pub fn class(self) -> Class {
+        use Reason::*;
+        match self {
+            UserUnknown => Class::InvalidRecipient,
+            HostUnknown | NotAccept => Class::InvalidDomain,
+            Suspend | HasMoved => Class::InactiveMailbox,
+            MailboxFull => Class::MailboxFull,
+            MesgTooBig | ExceedLimit => Class::TooLarge,
+            SpamDetected | VirusDetected | Filtered | ContentError | NotCompliantRfc => Class::Content,
+            Blocked | BadReputation | RequirePtr => Class::Reputation,
+            AuthFailure | SecurityError => Class::Authentication,
+            PolicyViolation | Rejected | NoRelaying => Class::Policy,
+            Speeding | TooManyConn => Class::RateLimited,
+            NetworkError | SystemError | SystemFull | Expired | MailerError => Class::Transient,
+            SyntaxError => Class::Protocol,
+            Vacation => Class::AutoReply,
+            Feedback => Class::Complaint,
+            Delivered => Class::Delivered,
+            Undefined | OnHold => Class::Unknown,
+        }
+    }
+
+    /// Whose fault a failure for this reason is, by default.
+    pub fn fault(self) -> Fault {
+        use Reason::*;
+        match self {
+            UserUnknown | HostUnknown | HasMoved | NotAccept | MailboxFull | Suspend => Fault::Recipient,
+            Blocked | BadReputation | AuthFailure | RequirePtr | SpamDetected | VirusDetected
+            | Filtered | PolicyViolation | Rejected | NoRelaying | SecurityError | NotCompliantRfc
+            | ContentError | MesgTooBig | ExceedLimit | SyntaxError => Fault::Sender,
+            Speeding | TooManyConn | NetworkError | SystemError | SystemFull | Expired
+            | MailerError => Fault::Transient,
+            Vacation | Feedback | Delivered | Undefined | OnHold => Fault::None,
+        }
+    }
+
+    /// True for the reasons that say the address itself cannot receive mail (hard when
+    /// the failure is permanent).
+    pub fn is_address_failure(self) -> bool {
+        matches!(self, Reason::UserUnknown | Reason::HostUnknown | Reason::HasMoved | Reason::NotAccept)
+    }
+}

@@ -3,13 +3,120 @@
 //! The standard paths come first (RFC 3464/6522/6533 delivery-status, RFC 5965 ARF,
 //! RFC 3834 auto-replies); the non-standard formats of MTA families live under `mta/`.
 
+pub mod arf;
+pub mod autoreply;
+pub mod context;
+pub mod dsn;
 pub mod mbox;
+pub mod mime;
+pub mod mta;
+pub mod original;
 pub mod record;
+pub mod text;
 
 pub use record::{Kind, OriginalMessage, ParsedMessage, Record};
 
+use context::Context;
+
 /// Parses one message (RFC 5322 bytes) into its recipient reports.
 pub fn parse_message(raw: &[u8]) -> ParsedMessage {
-    let _ = raw;
-    ParsedMessage::default()
+    parse_at_depth(raw, 0)
+}
+
+/// Parses a message; `depth` counts bounces found inside bounces.
+fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
+    let ctx = Context::build(raw);
+    let (original, orig_headers) = original::original_message(&ctx);
+    let mut pm = ParsedMessage { verp_candidates: original::verp_candidates(&ctx, &original), original, ..Default::default() };
+    if let Some(records) = arf::parse(&ctx, &orig_headers) {
+        pm.records = records;
+        return pm;
+    }
+    let mut records = dsn_records(&ctx, &orig_headers);
+    let bounce_like = mta::looks_like_bounce(&ctx);
+    if records.is_empty() && bounce_like {
+        records = mta::scan(&ctx, &orig_headers);
+    }
+    if records.is_empty() && bounce_like && depth < 2 {
+        // A report that returns another report (a forwarded DSN): read the inner one.
+        if let Some(inner) = ctx.original.as_deref() {
+            let inner_pm = parse_at_depth(inner.as_bytes(), depth + 1);
+            if inner_pm.records.iter().any(|r| matches!(r.kind, Kind::Bounce | Kind::Delay)) {
+                records = inner_pm.records;
+            }
+        }
+    }
+    if records.is_empty() && bounce_like {
+        records = mta::scan_original_to(&ctx, &orig_headers);
+    }
+    if records.is_empty() {
+        if let Some(r) = autoreply::parse(&ctx) {
+            records.push(r);
+        }
+    }
+    pm.records = records;
+    pm
+}
+
+/// Records from the delivery-status parts, completed from the report text.
+fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
+    let mut out = Vec::new();
+    let exclude = mta::generic::excluded(ctx, orig);
+    // Some MTAs put the delivery-status fields in the text part.
+    let inline: Vec<String> = if ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text) { vec![ctx.text.clone()] } else { Vec::new() };
+    for part in ctx.dsn.iter().chain(inline.iter()) {
+        let ds = dsn::parse(part);
+        for rr in ds.recipients {
+            let usable = |a: &str| a.contains('@') && !a.starts_with('@') && a.rsplit('@').next().is_some_and(|d| d.contains('.'));
+            if !usable(&rr.final_recipient) && !usable(&rr.original_recipient) {
+                continue;
+            }
+            let recipient = if usable(&rr.final_recipient) {
+                rr.final_recipient.clone()
+            } else {
+                rr.original_recipient.clone()
+            };
+            let mut r = Record {
+                kind: if rr.action.is_empty() {
+                    match rr.status.get(..1) {
+                        Some("4") => Kind::Delay,
+                        Some("2") => Kind::Delivered,
+                        _ => Kind::Bounce,
+                    }
+                } else {
+                    Kind::from_action(&rr.action)
+                },
+                recipient,
+                original_recipient: rr.original_recipient.clone(),
+                action: rr.action.clone(),
+                remote_mta: rr.remote_mta.clone(),
+                reporting_mta: ds.reporting_mta.clone(),
+                arrival_date: if rr.last_attempt_date.is_empty() { ds.arrival_date.clone() } else { rr.last_attempt_date.clone() },
+                diagnostic_type: rr.diagnostic_type.clone(),
+                agent: "RFC3464".into(),
+                ..Default::default()
+            };
+            r.provenance.push(("recipient".into(), "Final-Recipient".into()));
+            let mut diag = rr.diagnostic.clone();
+            let mut source = "Diagnostic-Code";
+            if text::status_in_text(&diag).is_none() {
+                // The text part often holds the remote reply for this recipient.
+                let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient), false);
+                if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
+                    diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
+                    source = "report text near the recipient";
+                }
+            }
+            r.status = text::better_status(&rr.status, &diag);
+            if !rr.status.is_empty() {
+                r.provenance.push(("status".into(), if r.status == rr.status { "Status".into() } else { "more specific code in the diagnostic".into() }));
+            }
+            mta::generic::fill_from_diagnostic(&mut r, &diag, source);
+            if r.remote_mta.is_empty() {
+                r.remote_mta = String::new();
+            }
+            out.push(r);
+        }
+    }
+    out
 }

@@ -1,0 +1,577 @@
+//! Classification rules as data: the TOML format, loading (the embedded defaults plus an
+//! operator file that adds or overrides rules by id), compilation of every text pattern
+//! into one `RegexSet`, and first-match-wins evaluation in file order.
+
+use super::status::{ReplyPattern, StatusCode, StatusPattern};
+use super::verdict::{Class, Fault, Reason};
+use crate::parse::{Kind, Record};
+use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
+use serde::Deserialize;
+
+/// The rules compiled into the binary.
+pub const DEFAULT_RULES: &str = include_str!("rules/default.toml");
+
+/// Errors loading or compiling rules.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// The file is not valid TOML for the rules format.
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    /// A rule is invalid (bad regex, unknown reason, bad status pattern ...).
+    #[error("{file}:{line}: rule {id}: {message}")]
+    Rule { file: String, line: usize, id: String, message: String },
+    /// The patterns do not compile together.
+    #[error("rules: {0}")]
+    Set(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+    /// Named pattern lists a rule's `text` can include as "@name".
+    #[serde(default)]
+    lists: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Named pattern lists (`[lists]`), shared by rules as `"@name"` in `text`.
+pub type Lists = std::collections::BTreeMap<String, Vec<String>>;
+
+/// One rule as written in TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique id; an operator rule with the id of a default rule replaces it.
+    pub id: String,
+    /// A reason name, `from-hint` (the parser's reason hint) or `from-status` (RFC 3463).
+    pub reason: String,
+    /// Regexes on the diagnostic text (case-insensitive; any one must match).
+    #[serde(default)]
+    pub text: Vec<String>,
+    /// Enhanced status code patterns ("5.1.1", "5.7.*"; any one must match).
+    #[serde(default)]
+    pub status: Vec<String>,
+    /// Reply code patterns ("550", "5xx").
+    #[serde(default)]
+    pub reply: Vec<String>,
+    /// SMTP commands the error answered (RCPT, DATA, ... ; "" for unknown).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// SMTP commands that exclude the rule.
+    #[serde(default)]
+    pub not_command: Vec<String>,
+    /// Record kinds (bounce, delay, delivered, relayed, autoreply, complaint).
+    #[serde(default)]
+    pub kind: Vec<String>,
+    /// Remote or reporting MTA host names (the name itself or any subdomain).
+    #[serde(default)]
+    pub host: Vec<String>,
+    /// Parser reason hints; `*` for any.
+    #[serde(default)]
+    pub hint: Vec<String>,
+    /// `temporary` (4xx) or `permanent` (5xx).
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// Class override (default: the reason's).
+    #[serde(default)]
+    pub class: Option<Class>,
+    /// Fault override (default: the reason's).
+    #[serde(default)]
+    pub fault: Option<Fault>,
+    /// Example diagnostics this rule must decide.
+    #[serde(default)]
+    pub examples: Vec<Example>,
+    /// Why the rule exists.
+    #[serde(default)]
+    pub note: String,
+    /// In an operator file: place the new rule before this id (default: first).
+    #[serde(default)]
+    pub before: Option<String>,
+    /// In an operator file: drop the default rule with this id.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// An example: a diagnostic text, or a table giving the other record fields too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Example {
+    /// Just the text; the other fields come from the rule's own matchers.
+    Text(String),
+    /// A fuller record.
+    Full(ExampleSpec),
+}
+
+/// The record fields an example may set.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleSpec {
+    /// Diagnostic text.
+    #[serde(default)]
+    pub text: String,
+    /// Enhanced status code.
+    pub status: Option<String>,
+    /// Reply code.
+    pub reply: Option<u16>,
+    /// SMTP command.
+    pub command: Option<String>,
+    /// Record kind.
+    pub kind: Option<String>,
+    /// Remote MTA.
+    pub host: Option<String>,
+    /// Parser reason hint.
+    pub hint: Option<String>,
+    /// The rule id expected to decide (default: the rule holding the example).
+    pub expect: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ReasonSpec {
+    Fixed(Reason),
+    FromHint,
+    FromStatus,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// The rule as written.
+    pub spec: RuleSpec,
+    /// Where it came from (file name) and its line.
+    pub origin: (String, usize),
+    reason: ReasonSpec,
+    patterns: Vec<usize>,
+    status: Vec<StatusPattern>,
+    reply: Vec<ReplyPattern>,
+    command: Vec<String>,
+    not_command: Vec<String>,
+    kind: Vec<Kind>,
+    host: Vec<String>,
+    hint: Vec<String>,
+    temporary: Option<bool>,
+}
+
+/// What a record offers the matchers, computed once per record.
+pub(crate) struct Facts<'a> {
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) temporary: bool,
+    pub(crate) command: String,
+    pub(crate) record: &'a Record,
+}
+
+impl<'a> Facts<'a> {
+    pub(crate) fn of(record: &'a Record) -> Facts<'a> {
+        let status = StatusCode::parse(&record.status);
+        let temporary = match (status, record.reply_code) {
+            (Some(s), _) if s.class != 2 => s.class == 4,
+            (_, Some(c)) if (400..600).contains(&c) => c < 500,
+            _ => record.kind == Kind::Delay,
+        };
+        Facts { status, temporary, command: normalize_command(&record.smtp_command), record }
+    }
+}
+
+/// RCPT, MAIL, DATA, HELO, EHLO, CONN, QUIT ... from the many ways bounces name them.
+fn normalize_command(c: &str) -> String {
+    let up = c.trim().to_ascii_uppercase();
+    let first = up.split(|ch: char| !ch.is_ascii_alphabetic()).find(|w| !w.is_empty()).unwrap_or("");
+    match first {
+        "END" | "BODY" => "DATA".into(),
+        "CONNECT" | "CONNECTION" | "INITIAL" | "BANNER" | "GREETING" => "CONN".into(),
+        w => w.into(),
+    }
+}
+
+const KINDS: [Kind; 7] =
+    [Kind::Bounce, Kind::Delay, Kind::Delivered, Kind::Relayed, Kind::Autoreply, Kind::Complaint, Kind::None];
+
+/// The compiled rule list.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    set: RegexSet,
+    singles: Vec<Regex>,
+}
+
+/// The rule that decided and what it concluded.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'r> {
+    /// The rule.
+    pub rule: &'r Rule,
+    /// The reason it gives for this record.
+    pub reason: Reason,
+    /// The pattern that matched, if the rule has text patterns.
+    pub pattern: Option<usize>,
+}
+
+impl Rule {
+    /// The rule id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    fn reason_for(&self, f: &Facts) -> Option<Reason> {
+        match self.reason {
+            ReasonSpec::Fixed(r) => Some(r),
+            ReasonSpec::FromHint => Reason::from_name(f.record.reason_hint.trim()),
+            ReasonSpec::FromStatus => f.status.filter(|s| !s.is_generic()).and_then(StatusCode::reason),
+        }
+    }
+
+    fn applies(&self, f: &Facts, hits: &[bool]) -> Option<Option<usize>> {
+        let r = f.record;
+        if !self.kind.is_empty() && !self.kind.contains(&r.kind) {
+            return None;
+        }
+        if let Some(t) = self.temporary {
+            if t != f.temporary {
+                return None;
+            }
+        }
+        if !self.status.is_empty() && !f.status.is_some_and(|s| self.status.iter().any(|p| p.matches(s))) {
+            return None;
+        }
+        if !self.reply.is_empty() && !r.reply_code.is_some_and(|c| self.reply.iter().any(|p| p.matches(c))) {
+            return None;
+        }
+        if !self.command.is_empty() && !self.command.contains(&f.command) {
+            return None;
+        }
+        if self.not_command.contains(&f.command) {
+            return None;
+        }
+        if !self.hint.is_empty() {
+            let h = r.reason_hint.trim();
+            if h.is_empty() || !self.hint.iter().any(|x| x == "*" || x.eq_ignore_ascii_case(h)) {
+                return None;
+            }
+        }
+        if !self.host.is_empty() && !(host_matches(&self.host, &r.remote_mta) || host_matches(&self.host, &r.reporting_mta)) {
+            return None;
+        }
+        if self.patterns.is_empty() {
+            return Some(None);
+        }
+        self.patterns.iter().copied().find(|&i| hits.get(i).copied().unwrap_or(false)).map(Some)
+    }
+}
+
+fn host_matches(patterns: &[String], host: &str) -> bool {
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    !host.is_empty()
+        && patterns.iter().any(|p| host == *p || (host.ends_with(p.as_str()) && host[..host.len() - p.len()].ends_with('.')))
+}
+
+/// Rewrites a pattern so the set stays small and fast: case-insensitive, ASCII classes and
+/// word boundaries (Unicode `\b` makes the set many times slower).
+fn ascii_pattern(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 16);
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(e @ ('b' | 'B' | 'w' | 'W' | 's' | 'S' | 'd' | 'D')) => {
+                out.push_str("(?-u:\\");
+                out.push(e);
+                out.push(')');
+            }
+            Some(e) => {
+                out.push('\\');
+                out.push(e);
+            }
+            None => out.push('\\'),
+        }
+    }
+    format!("(?i){out}")
+}
+
+fn line_of(text: &str, id: &str) -> usize {
+    let needle = format!("\"{id}\"");
+    text.lines().position(|l| l.trim_start().starts_with("id") && l.contains(&needle)).map_or(0, |n| n + 1)
+}
+
+/// Parses a rules file into specs (each with its line) and its pattern lists.
+pub fn parse_specs(file: &str, text: &str) -> Result<(Vec<(RuleSpec, usize)>, Lists), RulesError> {
+    let parsed: RulesFile =
+        toml::from_str(text).map_err(|e| RulesError::Parse { file: file.into(), message: e.to_string() })?;
+    let specs = parsed.rule.into_iter().map(|r| { let l = line_of(text, &r.id); (r, l) }).collect();
+    Ok((specs, parsed.lists))
+}
+
+/// Replaces "@name" entries of every rule's `text` with the named list.
+pub fn expand_lists(specs: &mut [(RuleSpec, String, usize)], lists: &Lists) -> Result<(), RulesError> {
+    for (spec, file, line) in specs.iter_mut() {
+        if !spec.text.iter().any(|t| t.starts_with('@')) {
+            continue;
+        }
+        let mut out = Vec::new();
+        for t in &spec.text {
+            match t.strip_prefix('@') {
+                Some(name) => out.extend(lists.get(name).cloned().ok_or_else(|| RulesError::Rule {
+                    file: file.clone(),
+                    line: *line,
+                    id: spec.id.clone(),
+                    message: format!("no pattern list named {name:?}"),
+                })?),
+                None => out.push(t.clone()),
+            }
+        }
+        spec.text = out;
+    }
+    Ok(())
+}
+
+/// Merges operator rules into the defaults: same id replaces (or with `disabled`
+/// removes); a new id goes before `before` or, by default, first.
+pub fn merge(
+    defaults: Vec<(RuleSpec, String, usize)>,
+    operator: Vec<(RuleSpec, String, usize)>,
+) -> Vec<(RuleSpec, String, usize)> {
+    let mut out = defaults;
+    let mut front = 0;
+    for item in operator {
+        if let Some(pos) = out.iter().position(|(r, _, _)| r.id == item.0.id) {
+            if item.0.disabled {
+                out.remove(pos);
+                if pos < front {
+                    front -= 1;
+                }
+            } else {
+                out[pos] = item;
+            }
+        } else if item.0.disabled {
+            continue;
+        } else if let Some(pos) = item.0.before.as_ref().and_then(|b| out.iter().position(|(r, _, _)| &r.id == b)) {
+            out.insert(pos, item);
+            if pos < front {
+                front += 1;
+            }
+        } else {
+            out.insert(front, item);
+            front += 1;
+        }
+    }
+    out
+}
+
+impl RuleSet {
+    /// Compiles merged rule specs (spec, file, line).
+    pub fn compile(specs: Vec<(RuleSpec, String, usize)>) -> Result<RuleSet, RulesError> {
+        let mut rules = Vec::with_capacity(specs.len());
+        let mut patterns: Vec<String> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for (spec, file, line) in specs {
+            let err = |message: String| RulesError::Rule { file: file.clone(), line, id: spec.id.clone(), message };
+            if spec.id.trim().is_empty() {
+                return Err(err("empty id".into()));
+            }
+            if !seen.insert(spec.id.clone()) {
+                return Err(err("duplicate id".into()));
+            }
+            let reason = match spec.reason.as_str() {
+                "from-hint" => ReasonSpec::FromHint,
+                "from-status" => ReasonSpec::FromStatus,
+                n => ReasonSpec::Fixed(Reason::from_name(n).ok_or_else(|| err(format!("unknown reason {n:?}")))?),
+            };
+            let mut idx = Vec::new();
+            for p in &spec.text {
+                let rewritten = ascii_pattern(p);
+                if let Some(&i) = index.get(&rewritten) {
+                    idx.push(i);
+                    continue;
+                }
+                regex::bytes::RegexBuilder::new(&rewritten)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| err(format!("text {p:?}: {e}")))?;
+                index.insert(rewritten.clone(), patterns.len());
+                idx.push(patterns.len());
+                patterns.push(rewritten);
+            }
+            let status = spec.status.iter()
+                .map(|s| StatusPattern::parse(s).ok_or_else(|| err(format!("bad status pattern {s:?}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let reply = spec.reply.iter()
+                .map(|s| ReplyPattern::parse(s).ok_or_else(|| err(format!("bad reply pattern {s:?}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let kind = spec.kind.iter()
+                .map(|k| KINDS.iter().copied().find(|x| x.as_str() == k.as_str()).ok_or_else(|| err(format!("unknown kind {k:?}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let temporary = match spec.severity.as_deref() {
+                None => None,
+                Some("temporary") => Some(true),
+                Some("permanent") => Some(false),
+                Some(s) => return Err(err(format!("severity {s:?}: temporary or permanent"))),
+            };
+            for h in &spec.hint {
+                if h != "*" && Reason::from_name(h).is_none() {
+                    return Err(err(format!("hint {h:?} is not a reason")));
+                }
+            }
+            if spec.examples.is_empty() {
+                return Err(err("a rule needs at least one example".into()));
+            }
+            let upper = |v: &Vec<String>| v.iter().map(|c| normalize_command(c)).collect();
+            rules.push(Rule {
+                reason,
+                patterns: idx,
+                status,
+                reply,
+                command: upper(&spec.command),
+                not_command: upper(&spec.not_command),
+                kind,
+                host: spec.host.iter().map(|h| h.trim().trim_start_matches("*.").to_ascii_lowercase()).collect(),
+                hint: spec.hint.clone(),
+                temporary,
+                origin: (file, line),
+                spec,
+            });
+        }
+        let set = RegexSetBuilder::new(&patterns)
+            .size_limit(32 << 20)
+            .dfa_size_limit(16 << 20)
+            .build()
+            .map_err(|e| RulesError::Set(e.to_string()))?;
+        let singles = patterns.iter()
+            .map(|p| Regex::new(p).map_err(|e| RulesError::Set(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RuleSet { rules, set, singles })
+    }
+
+    /// Loads the embedded defaults plus an optional operator file (name, text).
+    pub fn load(operator: Option<(&str, &str)>) -> Result<RuleSet, RulesError> {
+        let tag = |v: Vec<(RuleSpec, usize)>, f: &str| v.into_iter().map(|(r, l)| (r, f.to_string(), l)).collect();
+        let (specs, mut lists) = parse_specs("default.toml", DEFAULT_RULES)?;
+        let defaults = tag(specs, "default.toml");
+        let extra = match operator {
+            Some((name, text)) => {
+                let (specs, more) = parse_specs(name, text)?;
+                lists.extend(more);
+                tag(specs, name)
+            }
+            None => Vec::new(),
+        };
+        let mut merged = merge(defaults, extra);
+        expand_lists(&mut merged, &lists)?;
+        RuleSet::compile(merged)
+    }
+
+    /// A set with no rules (everything is undefined).
+    pub fn empty() -> RuleSet {
+        RuleSet { rules: Vec::new(), set: RegexSet::empty(), singles: Vec::new() }
+    }
+
+    /// The rules in evaluation order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Finds the first rule that decides this record.
+    pub fn decide(&self, record: &Record) -> Option<Decision<'_>> {
+        let facts = Facts::of(record);
+        let diag = record.diagnostic.as_bytes();
+        let hits: Vec<bool> = if diag.is_empty() {
+            Vec::new()
+        } else {
+            let m = self.set.matches(diag);
+            if m.matched_any() { (0..self.set.len()).map(|i| m.matched(i)).collect() } else { Vec::new() }
+        };
+        self.rules.iter().find_map(|rule| {
+            let pattern = rule.applies(&facts, &hits)?;
+            let reason = rule.reason_for(&facts)?;
+            Some(Decision { rule, reason, pattern })
+        })
+    }
+
+    /// The text a pattern matched in `haystack`, for explanations.
+    pub fn matched_text(&self, pattern: usize, haystack: &str) -> String {
+        self.singles
+            .get(pattern)
+            .and_then(|re| re.find(haystack.as_bytes()))
+            .map(|m| String::from_utf8_lossy(m.as_bytes()).chars().take(200).collect())
+            .unwrap_or_default()
+    }
+
+    /// Facts the record offers (status class etc.), for the verdict.
+    pub(crate) fn is_temporary(record: &Record) -> bool {
+        Facts::of(record).temporary
+    }
+}
+
+/// An example that did not come out as its rule says.
+#[derive(Debug, Clone)]
+pub struct ExampleFailure {
+    /// Rule holding the example.
+    pub rule: String,
+    /// Its file and line.
+    pub origin: (String, usize),
+    /// The example text.
+    pub text: String,
+    /// What happened instead.
+    pub message: String,
+}
+
+impl RuleSet {
+    /// Runs every rule's examples through the whole set; each must be decided by its own
+    /// rule (or the rule it names in `expect`).
+    pub fn check_examples(&self) -> (usize, Vec<ExampleFailure>) {
+        let mut failures = Vec::new();
+        let mut count = 0;
+        for rule in &self.rules {
+            for ex in &rule.spec.examples {
+                count += 1;
+                let (record, expect) = example_record(rule, ex);
+                let got = self.decide(&record);
+                let got_id = got.map(|d| d.rule.id()).unwrap_or("(none)");
+                if got_id != expect {
+                    failures.push(ExampleFailure {
+                        rule: rule.id().to_string(),
+                        origin: rule.origin.clone(),
+                        text: record.diagnostic.clone(),
+                        message: format!("decided by {got_id}, expected {expect}"),
+                    });
+                }
+            }
+        }
+        (count, failures)
+    }
+}
+
+/// The record an example stands for, and the rule id expected to decide it.
+pub fn example_record(rule: &Rule, ex: &Example) -> (Record, String) {
+    let spec = match ex {
+        Example::Text(t) => ExampleSpec { text: t.clone(), ..Default::default() },
+        Example::Full(s) => s.clone(),
+    };
+    let mut r = Record { diagnostic: spec.text.clone(), ..Default::default() };
+    r.status = spec.status.clone().unwrap_or_else(|| rule.status.first().map(|p| p.example()).unwrap_or_default());
+    r.reply_code = spec.reply.or_else(|| rule.reply.first().map(|p| p.example()));
+    r.smtp_command = spec.command.clone().unwrap_or_else(|| rule.command.first().cloned().unwrap_or_default());
+    r.remote_mta = spec.host.clone().unwrap_or_else(|| rule.host.first().map(|h| format!("mx.{h}")).unwrap_or_default());
+    r.reason_hint = spec.hint.clone().unwrap_or_else(|| match (rule.hint.first(), rule.reason) {
+        (Some(h), ReasonSpec::Fixed(reason)) if h == "*" => reason.as_str().to_string(),
+        (Some(h), _) if h == "*" => "userunknown".into(),
+        (Some(h), _) => h.clone(),
+        (None, _) => String::new(),
+    });
+    let temporary = rule.temporary == Some(true)
+        || r.status.starts_with('4')
+        || r.reply_code.is_some_and(|c| (400..500).contains(&c));
+    r.kind = match spec.kind.as_deref().or(rule.spec.kind.first().map(String::as_str)) {
+        Some(k) => KINDS.iter().copied().find(|x| x.as_str() == k).unwrap_or(Kind::Bounce),
+        None if temporary => Kind::Delay,
+        None => Kind::Bounce,
+    };
+    if rule.temporary == Some(true) && r.status.is_empty() && r.reply_code.is_none() {
+        r.status = "4.0.0".into();
+    }
+    if rule.temporary == Some(false) && r.status.is_empty() && r.reply_code.is_none() {
+        r.status = "5.0.0".into();
+    }
+    (r, spec.expect.clone().unwrap_or_else(|| rule.id().to_string()))
+}

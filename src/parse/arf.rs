@@ -1,0 +1,56 @@
+//! RFC 5965 Abuse Reporting Format (and the Microsoft JMRP variant that sends the
+//! complained-of message without a feedback-report part).
+
+use super::context::Context;
+use super::dsn;
+use super::mime::Headers;
+use super::record::{Kind, Record};
+use super::text;
+
+/// Complaint records from a feedback report, one per reported recipient.
+pub fn parse(ctx: &Context, orig: &Headers) -> Option<Vec<Record>> {
+    let fields = match &ctx.feedback {
+        Some(f) => dsn::fields(f),
+        None if is_jmrp(ctx, orig) => vec![("feedback-type".to_string(), "abuse".to_string())],
+        None => return None,
+    };
+    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()).unwrap_or("");
+    let feedback_type = get("feedback-type").split_whitespace().next().unwrap_or("abuse").to_ascii_lowercase();
+    let mut recipients: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "original-rcpt-to" || k == "removal-recipient")
+        .map(|(_, v)| text::clean_address(v))
+        .filter(|a| a.contains('@'))
+        .collect();
+    if recipients.is_empty() {
+        for v in [orig.get_or_empty("x-hmxmroriginalrecipient"), orig.get_or_empty("to")] {
+            recipients.extend(text::find_addresses(v).into_iter().map(|f| f.addr.to_string()));
+            if !recipients.is_empty() {
+                break;
+            }
+        }
+    }
+    let diagnostic = text::collapse(&ctx.text.chars().take(1000).collect::<String>());
+    let records = recipients
+        .into_iter()
+        .map(|recipient| Record {
+            kind: Kind::Complaint,
+            recipient,
+            feedback_type: feedback_type.clone(),
+            diagnostic: diagnostic.clone(),
+            reporting_mta: text::clean_address(get("reporting-mta")),
+            arrival_date: get("arrival-date").to_string(),
+            agent: "ARF".into(),
+            reason_hint: "feedback".into(),
+            provenance: vec![("recipient".into(), "Original-Rcpt-To or the original's To".into()), ("feedback_type".into(), "Feedback-Type".into())],
+            ..Default::default()
+        })
+        .collect();
+    Some(records)
+}
+
+/// Microsoft's JMRP complaints: a message/rfc822 part carrying X-HmXmrOriginalRecipient.
+fn is_jmrp(ctx: &Context, orig: &Headers) -> bool {
+    orig.get("x-hmxmroriginalrecipient").is_some()
+        && text::contains_ci(ctx.headers.get_or_empty("subject"), "complaint")
+}

@@ -1,0 +1,271 @@
+//! The parts of a message a bounce parser looks at: top-level headers, the human
+//! readable report text, delivery-status and feedback-report parts, and the returned
+//! original (a message/rfc822 part, text/rfc822-headers, or an inline copy after the
+//! report text). Work is bounded: text is capped, nesting and part counts are limited.
+
+use super::mime::{self, ContentType, Headers, MAX_DEPTH, MAX_PARTS};
+
+/// Most report text kept (bytes); non-standard formats are recognised within it.
+const MAX_TEXT: usize = 128 * 1024;
+/// Most bytes of the returned original kept.
+const MAX_ORIGINAL: usize = 256 * 1024;
+
+/// What a message holds, split by role.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// Top-level header fields.
+    pub headers: Headers,
+    /// The report text: decoded text parts outside the returned original, LF line ends.
+    pub text: String,
+    /// Contents of message/(global-)delivery-status parts.
+    pub dsn: Vec<String>,
+    /// Contents of the message/feedback-report part.
+    pub feedback: Option<String>,
+    /// The returned original (headers, and body when included), LF line ends.
+    pub original: Option<String>,
+    /// Whether the top-level type is multipart/report.
+    pub is_report: bool,
+    /// report-type parameter of multipart/report, lower case.
+    pub report_type: String,
+    /// Parts visited (bounded by MAX_PARTS).
+    pub parts_seen: usize,
+    /// Text from text/html parts, tags removed, used when no plain text exists.
+    html_text: String,
+}
+
+impl Context {
+    /// Splits a raw message into its roles.
+    pub fn build(raw: &[u8]) -> Context {
+        let (head, body) = mime::split_header_body(raw);
+        let headers = mime::parse_headers(head);
+        let mut ctx = Context { headers, ..Default::default() };
+        let ct = ContentType::parse(ctx.headers.get("content-type"));
+        if ct.mime == "multipart/report" {
+            ctx.is_report = true;
+            ctx.report_type = ct.param("report-type").unwrap_or("").to_ascii_lowercase();
+        }
+        let cte = ctx.headers.get("content-transfer-encoding").map(str::to_string);
+        ctx.entity(&ct, cte.as_deref(), body, 0);
+        if ctx.text.trim().is_empty() && !ctx.html_text.is_empty() {
+            ctx.text = std::mem::take(&mut ctx.html_text);
+            ctx.split_inline_original();
+        }
+        ctx
+    }
+
+    fn entity(&mut self, ct: &ContentType, cte: Option<&str>, body: &[u8], depth: usize) {
+        self.parts_seen += 1;
+        if depth > MAX_DEPTH || self.parts_seen > MAX_PARTS {
+            return;
+        }
+        let mime = ct.mime.as_str();
+        if mime.starts_with("multipart/") {
+            let Some(boundary) = ct.param("boundary").filter(|b| !b.is_empty()) else {
+                self.add_text(body, cte);
+                return;
+            };
+            let parts = mime::split_multipart(body, boundary);
+            if parts.is_empty() {
+                self.add_text(body, cte);
+                return;
+            }
+            for part in parts {
+                let (h, b) = mime::split_header_body(part);
+                let ph = mime::parse_headers(h);
+                let pct = if ph.get("content-type").is_none() && mime == "multipart/digest" {
+                    ContentType::parse(Some("message/rfc822"))
+                } else {
+                    ContentType::parse(ph.get("content-type"))
+                };
+                self.entity(&pct, ph.get("content-transfer-encoding"), b, depth + 1);
+            }
+            return;
+        }
+        match mime {
+            "message/delivery-status" | "message/global-delivery-status" => {
+                let d = mime::decode_body(body, cte);
+                self.dsn.push(to_text(&d, MAX_TEXT));
+            }
+            "message/feedback-report" => {
+                let d = mime::decode_body(body, cte);
+                self.feedback.get_or_insert_with(|| to_text(&d, MAX_TEXT));
+            }
+            "message/rfc822" | "message/global" | "text/rfc822-headers" | "message/rfc822-headers"
+            | "message/partial" | "text/rfc822" => {
+                if self.original.is_none() {
+                    let d = mime::decode_body(body, cte);
+                    self.original = Some(to_text(&d, MAX_ORIGINAL));
+                }
+            }
+            "text/html" => {
+                let d = mime::decode_body(body, cte);
+                if self.html_text.len() < MAX_TEXT {
+                    let t = strip_tags(&to_text(&d, MAX_TEXT));
+                    self.html_text.push_str(&t);
+                    self.html_text.push('\n');
+                }
+            }
+            m if m.starts_with("text/") || m == "application/octet-stream" && depth == 0 => {
+                self.add_text(body, cte);
+            }
+            _ => {}
+        }
+    }
+
+    fn add_text(&mut self, body: &[u8], cte: Option<&str>) {
+        if self.text.len() >= MAX_TEXT {
+            return;
+        }
+        let d = mime::decode_body(body, cte);
+        let t = to_text(&d, MAX_TEXT - self.text.len());
+        let start = self.text.len();
+        self.text.push_str(&t);
+        self.text.push('\n');
+        if self.original.is_none() {
+            self.split_inline_original_from(start);
+        }
+    }
+
+    fn split_inline_original(&mut self) {
+        if self.original.is_none() {
+            self.split_inline_original_from(0);
+        }
+    }
+
+    /// Moves an inline copy of the original (a header block inside the text) out of
+    /// the report text.
+    fn split_inline_original_from(&mut self, start: usize) {
+        let Some(at) = find_header_block(self.text.get(start..).unwrap_or("")) else { return };
+        let at = start + at;
+        let original: String = self.text.get(at..).unwrap_or("").chars().take(MAX_ORIGINAL).collect();
+        self.original = Some(original);
+        self.text.truncate(at);
+    }
+}
+
+/// Bytes → String with LF line ends, at most `max` bytes (cut at a char boundary).
+pub fn to_text(bytes: &[u8], max: usize) -> String {
+    let bytes = bytes.get(..max.min(bytes.len())).unwrap_or(bytes);
+    let s = String::from_utf8_lossy(bytes);
+    if memchr::memchr(b'\r', s.as_bytes()).is_some() {
+        s.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        s.into_owned()
+    }
+}
+
+/// Header names that start a copy of a returned message.
+const ORIGINAL_HEADERS: &[&str] = &[
+    "received", "return-path", "message-id", "dkim-signature", "mime-version", "date", "from",
+    "to", "subject", "delivered-to", "authentication-results", "reply-to", "sender", "x-mailer",
+    "content-type", "x-original-to", "domainkey-signature", "cc", "references", "in-reply-to",
+    "user-agent", "content-transfer-encoding", "x-received", "arc-seal", "list-unsubscribe",
+];
+/// Of those, the ones that only a message (not a report summary) carries.
+const STRONG_HEADERS: &[&str] =
+    &["received", "return-path", "message-id", "dkim-signature", "mime-version", "delivered-to", "x-received", "domainkey-signature", "arc-seal", "authentication-results"];
+
+fn header_name(line: &str) -> Option<String> {
+    let colon = line.find(':')?;
+    let name = line.get(..colon)?;
+    if name.is_empty() || name.len() > 40 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return None;
+    }
+    Some(name.to_ascii_lowercase())
+}
+
+/// Finds the start of the first block of at least three header lines (continuations
+/// allowed) that includes a header only a real message carries.
+pub fn find_header_block(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    let lines: Vec<(usize, &str)> = text
+        .split('\n')
+        .map(|l| {
+            let o = offset;
+            offset += l.len() + 1;
+            (o, l)
+        })
+        .collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let (start, line) = lines[i];
+        let known = header_name(line).filter(|n| ORIGINAL_HEADERS.contains(&n.as_str()) || n.starts_with("x-"));
+        if known.is_none() {
+            i += 1;
+            continue;
+        }
+        let mut fields = 0;
+        let mut strong = false;
+        let mut j = i;
+        while j < lines.len() {
+            let l = lines[j].1;
+            if l.starts_with(' ') || l.starts_with('\t') {
+                if j == i {
+                    break;
+                }
+            } else if let Some(n) = header_name(l) {
+                fields += 1;
+                strong |= STRONG_HEADERS.contains(&n.as_str());
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        if fields >= 3 && strong || fields >= 2 && after_marker(&lines, i) {
+            return Some(start);
+        }
+        i = j.max(i + 1);
+    }
+    None
+}
+
+/// Whether the last non-blank line before line `i` announces the original message.
+fn after_marker(lines: &[(usize, &str)], i: usize) -> bool {
+    let prev = lines.get(..i).unwrap_or(&[]).iter().rev().map(|(_, l)| l.trim()).find(|l| !l.is_empty());
+    prev.is_some_and(|l| {
+        let l = l.to_ascii_lowercase();
+        ["original message", "message follows", "copy of", "headers follow", "original mail", "unsent message"].iter().any(|m| l.contains(m))
+    })
+}
+
+/// Removes HTML tags and decodes the few entities that matter for addresses.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&").replace("&quot;", "\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_original_is_split() {
+        let m = b"From: MAILER-DAEMON\nSubject: x\n\nfailed: <a@b.c>\n\n--- copy\nReturn-Path: <s@d.e>\nReceived: by x\nSubject: hi\n\nbody\n";
+        let c = Context::build(m);
+        assert!(c.text.contains("a@b.c"));
+        assert!(!c.text.contains("Return-Path"));
+        assert!(c.original.unwrap().starts_with("Return-Path"));
+    }
+
+    #[test]
+    fn report_parts() {
+        let m = b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n--b\n\nhello\n--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; a@b.c\n--b\nContent-Type: text/rfc822-headers\n\nSubject: s\n--b--\n";
+        let c = Context::build(m);
+        assert!(c.is_report);
+        assert_eq!(c.dsn.len(), 1);
+        assert!(c.original.is_some());
+        assert!(c.text.contains("hello"));
+    }
+}

@@ -1,0 +1,205 @@
+//! RFC 3464 / RFC 6522 delivery-status field groups (and RFC 6533's
+//! message/global-delivery-status, whose fields may hold UTF-8): one per-message group
+//! followed by per-recipient groups. Tolerant of the usual damage: missing blank lines
+//! between groups, unindented continuations, "<addr>" without an address type.
+
+use super::text;
+use nom::bytes::complete::take_while1;
+use nom::character::complete::{char, space0};
+use nom::IResult;
+
+/// The per-message fields.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryStatus {
+    /// Reporting-MTA host.
+    pub reporting_mta: String,
+    /// Arrival-Date as written.
+    pub arrival_date: String,
+    /// One entry per recipient group.
+    pub recipients: Vec<RecipientReport>,
+}
+
+/// One per-recipient field group.
+#[derive(Debug, Default, Clone)]
+pub struct RecipientReport {
+    /// Final-Recipient address (type stripped).
+    pub final_recipient: String,
+    /// Original-Recipient address (type stripped).
+    pub original_recipient: String,
+    /// Action, lower case.
+    pub action: String,
+    /// Status code as stated (d.d.d), "" if absent or malformed.
+    pub status: String,
+    /// Remote-MTA host (type stripped).
+    pub remote_mta: String,
+    /// Diagnostic-Code type (smtp, x-postfix ...), lower case.
+    pub diagnostic_type: String,
+    /// Diagnostic-Code text, white space collapsed.
+    pub diagnostic: String,
+    /// Last-Attempt-Date as written.
+    pub last_attempt_date: String,
+}
+
+/// One "Name: value" line: the name and the rest.
+fn field(line: &str) -> IResult<&str, &str> {
+    let (rest, name) = take_while1(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_')(line)?;
+    let (rest, _) = space0(rest)?;
+    let (rest, _) = char(':')(rest)?;
+    Ok((rest, name))
+}
+
+/// Unfolds field lines into (lower-case name, value) pairs, in order.
+pub fn fields(body: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in body.lines().take(10_000).map(str::trim_end) {
+        let line = if line.starts_with("  ") && field(line.trim_start()).is_ok_and(|(_, n)| is_dsn_field(n)) { line.trim_start() } else { line };
+        if line.trim().is_empty() {
+            out.push((String::new(), String::new()));
+            continue;
+        }
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if let Some((n, v)) = out.last_mut() {
+                if !n.is_empty() && v.len() < 8192 {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+            }
+            continue;
+        }
+        match field(line) {
+            Ok((value, name)) => out.push((name.to_ascii_lowercase(), value.trim().to_string())),
+            Err(_) => {
+                // An unindented continuation of a Diagnostic-Code (common damage).
+                if let Some((n, v)) = out.last_mut() {
+                    if n == "diagnostic-code" && v.len() < 8192 {
+                        v.push(' ');
+                        v.push_str(line.trim());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether a name is one of the delivery-status fields (used for indented copies).
+fn is_dsn_field(name: &str) -> bool {
+    ["final-recipient", "original-recipient", "action", "status", "remote-mta", "diagnostic-code", "reporting-mta", "last-attempt-date"]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name))
+}
+
+/// Strips an address-type or MTA-name-type prefix ("rfc822; ", "dns; ").
+fn strip_type(v: &str) -> &str {
+    match v.split_once(';') {
+        Some((_, rest)) => rest.trim(),
+        None => v.trim(),
+    }
+}
+
+/// Whether a text holds per-recipient delivery-status fields at line starts.
+pub fn has_recipient_fields(text: &str) -> bool {
+    text.lines().take(2000).any(|l| {
+        let l = l.trim_start();
+        l.len() > 16 && (l.get(..16).is_some_and(|p| p.eq_ignore_ascii_case("final-recipient:")) || l.get(..19).is_some_and(|p| p.eq_ignore_ascii_case("original-recipient:")))
+    })
+}
+
+/// Parses a delivery-status body.
+pub fn parse(body: &str) -> DeliveryStatus {
+    let mut ds = DeliveryStatus::default();
+    let mut cur: Option<RecipientReport> = None;
+    for (name, value) in fields(body) {
+        match name.as_str() {
+            "" => {
+                if let Some(r) = cur.take() {
+                    push(&mut ds, r);
+                }
+            }
+            "reporting-mta" => ds.reporting_mta = strip_type(&value).to_string(),
+            "arrival-date" => ds.arrival_date = value,
+            "final-recipient" | "original-recipient" | "x-actual-recipient" => {
+                let addr = text::clean_address(&value);
+                let r = cur.get_or_insert_with(RecipientReport::default);
+                let starts_new = match name.as_str() {
+                    "final-recipient" => !r.final_recipient.is_empty(),
+                    "original-recipient" => !r.original_recipient.is_empty(),
+                    _ => false,
+                };
+                if starts_new {
+                    if let Some(done) = cur.take() {
+                        push(&mut ds, done);
+                    }
+                }
+                let r = cur.get_or_insert_with(RecipientReport::default);
+                match name.as_str() {
+                    "final-recipient" => r.final_recipient = addr,
+                    "original-recipient" => r.original_recipient = addr,
+                    _ => {
+                        if r.final_recipient.is_empty() {
+                            r.final_recipient = addr
+                        }
+                    }
+                }
+            }
+            "action" => {
+                let r = cur.get_or_insert_with(RecipientReport::default);
+                r.action = value.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            }
+            "status" => {
+                let r = cur.get_or_insert_with(RecipientReport::default);
+                r.status = text::enhanced_code(&value).unwrap_or("").to_string();
+            }
+            "remote-mta" => {
+                let r = cur.get_or_insert_with(RecipientReport::default);
+                r.remote_mta = strip_type(&value).to_string();
+            }
+            "diagnostic-code" => {
+                let r = cur.get_or_insert_with(RecipientReport::default);
+                let (t, v) = match value.split_once(';') {
+                    Some((t, v)) if !t.contains(' ') || t.len() < 16 => (t.trim().to_ascii_lowercase(), v),
+                    _ => (String::new(), value.as_str()),
+                };
+                r.diagnostic_type = t;
+                r.diagnostic = text::collapse(v);
+            }
+            "last-attempt-date" => {
+                let r = cur.get_or_insert_with(RecipientReport::default);
+                r.last_attempt_date = value;
+            }
+            _ => {}
+        }
+    }
+    if let Some(r) = cur.take() {
+        push(&mut ds, r);
+    }
+    ds
+}
+
+fn push(ds: &mut DeliveryStatus, r: RecipientReport) {
+    if !r.final_recipient.is_empty() || !r.original_recipient.is_empty() {
+        ds.recipients.push(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_groups() {
+        let ds = parse(
+            "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; a@example.jp\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 <a@example.jp>:\n  unknown\n\nFinal-Recipient: rfc822; b@example.jp\nAction: delayed\nStatus: 4.4.7\n",
+        );
+        assert_eq!(ds.reporting_mta, "mx.example.org");
+        assert_eq!(ds.recipients.len(), 2);
+        assert_eq!(ds.recipients[0].diagnostic, "550 5.1.1 <a@example.jp>: unknown");
+        assert_eq!(ds.recipients[1].action, "delayed");
+    }
+
+    #[test]
+    fn groups_without_blank_lines() {
+        let ds = parse("Final-Recipient: rfc822; a@x.jp\nAction: failed\nFinal-Recipient: rfc822; b@x.jp\nAction: failed\n");
+        assert_eq!(ds.recipients.len(), 2);
+    }
+}

@@ -1,0 +1,348 @@
+//! A small, bounded MIME reader (RFC 2045/2046/2047): header fields, multipart
+//! splitting and transfer decoding. It keeps raw byte slices where it can and never
+//! panics; malformed structure degrades to "one text body".
+
+use std::borrow::Cow;
+
+/// Most header fields read from one header block; the rest are ignored.
+const MAX_FIELDS: usize = 512;
+/// Deepest multipart nesting followed.
+pub const MAX_DEPTH: usize = 8;
+/// Most MIME parts visited in one message.
+pub const MAX_PARTS: usize = 128;
+
+/// Header fields of one entity: lower-cased names, unfolded values, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Headers {
+    fields: Vec<(String, String)>,
+}
+
+impl Headers {
+    /// The first value of field `name` (lower case), if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of `name`, or "".
+    pub fn get_or_empty(&self, name: &str) -> &str {
+        self.get(name).unwrap_or("")
+    }
+
+    /// Every value of field `name` (lower case), in order.
+    pub fn get_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.fields.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// All fields as (lower-case name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Whether no field was found.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+/// Splits an entity into its header block and body at the first empty line.
+pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
+    // A message that starts with an empty line has no headers.
+    if raw.starts_with(b"\n") {
+        return (&[], raw.get(1..).unwrap_or(&[]));
+    }
+    if raw.starts_with(b"\r\n") {
+        return (&[], raw.get(2..).unwrap_or(&[]));
+    }
+    let mut pos = 0;
+    while let Some(n) = memchr::memchr(b'\n', raw.get(pos..).unwrap_or(&[])) {
+        let next = pos + n + 1;
+        let rest = raw.get(next..).unwrap_or(&[]);
+        if rest.starts_with(b"\n") {
+            return (raw.get(..next).unwrap_or(raw), rest.get(1..).unwrap_or(&[]));
+        }
+        if rest.starts_with(b"\r\n") {
+            return (raw.get(..next).unwrap_or(raw), rest.get(2..).unwrap_or(&[]));
+        }
+        pos = next;
+    }
+    (raw, &[])
+}
+
+/// Parses a header block; lines that are not fields end the block.
+pub fn parse_headers(block: &[u8]) -> Headers {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            if let Some((_, v)) = fields.last_mut() {
+                if v.len() < 16 * 1024 {
+                    v.push(' ');
+                    v.push_str(String::from_utf8_lossy(line).trim());
+                }
+            }
+            continue;
+        }
+        // An mbox "From " line at the top is not a field.
+        if line.starts_with(b"From ") && fields.is_empty() {
+            continue;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else { continue };
+        let name = &line[..colon];
+        if name.is_empty() || name.iter().any(|b| *b <= b' ' || *b >= 127) {
+            continue;
+        }
+        if fields.len() >= MAX_FIELDS {
+            break;
+        }
+        let value = String::from_utf8_lossy(line.get(colon + 1..).unwrap_or(&[])).trim().to_string();
+        fields.push((String::from_utf8_lossy(name).to_ascii_lowercase(), value));
+    }
+    Headers { fields }
+}
+
+/// A Content-Type: lower-case "type/subtype" and its parameters.
+#[derive(Debug, Default, Clone)]
+pub struct ContentType {
+    /// "type/subtype", lower case ("text/plain" when absent).
+    pub mime: String,
+    /// Parameters (lower-case names), quotes removed.
+    pub params: Vec<(String, String)>,
+}
+
+impl ContentType {
+    /// Parses a Content-Type value.
+    pub fn parse(value: Option<&str>) -> ContentType {
+        let Some(value) = value else {
+            return ContentType { mime: "text/plain".into(), params: Vec::new() };
+        };
+        let mut it = split_params(value).into_iter();
+        let mime = it.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let params = it
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                Some((k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string()))
+            })
+            .collect();
+        ContentType { mime: if mime.is_empty() { "text/plain".into() } else { mime }, params }
+    }
+
+    /// The value of parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits on ';' outside double quotes.
+fn split_params(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in value.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ';' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// Splits a multipart body into its parts' raw bytes (preamble and epilogue dropped).
+pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
+    let delim = format!("--{boundary}");
+    let delim = delim.as_bytes();
+    let finder = memchr::memmem::Finder::new(delim);
+    let mut parts = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut pos = 0;
+    while let Some(n) = finder.find(body.get(pos..).unwrap_or(&[])) {
+        let at = pos + n;
+        pos = at + delim.len();
+        // The delimiter must begin a line.
+        if at > 0 && body.get(at - 1) != Some(&b'\n') {
+            continue;
+        }
+        if let Some(s) = start {
+            let mut end = at;
+            if end > s && body.get(end - 1) == Some(&b'\n') {
+                end -= 1;
+                if end > s && body.get(end - 1) == Some(&b'\r') {
+                    end -= 1;
+                }
+            }
+            parts.push(body.get(s..end).unwrap_or(&[]));
+            if parts.len() >= MAX_PARTS {
+                return parts;
+            }
+        }
+        if body.get(pos..).is_some_and(|r| r.starts_with(b"--")) {
+            return parts;
+        }
+        // Skip the rest of the delimiter line.
+        match memchr::memchr(b'\n', body.get(pos..).unwrap_or(&[])) {
+            Some(nl) => {
+                pos += nl + 1;
+                start = Some(pos);
+            }
+            None => return parts,
+        }
+    }
+    // Unterminated final part: keep what is there.
+    if let Some(s) = start {
+        if s < body.len() {
+            parts.push(body.get(s..).unwrap_or(&[]));
+        }
+    }
+    parts
+}
+
+/// Decodes a body according to its Content-Transfer-Encoding.
+pub fn decode_body<'a>(body: &'a [u8], cte: Option<&str>) -> Cow<'a, [u8]> {
+    match cte.map(|s| s.trim().to_ascii_lowercase()) {
+        Some(e) if e == "base64" => Cow::Owned(decode_base64(body)),
+        Some(e) if e == "quoted-printable" => Cow::Owned(decode_qp(body)),
+        _ => Cow::Borrowed(body),
+    }
+}
+
+/// Lenient base64: skips anything outside the alphabet, stops at padding.
+pub fn decode_base64(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in input {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// Quoted-printable decoding (soft line breaks joined, bad escapes kept).
+pub fn decode_qp(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b == b'=' {
+            let a = input.get(i + 1).copied();
+            let c = input.get(i + 2).copied();
+            if a == Some(b'\n') {
+                i += 2;
+                continue;
+            }
+            if a == Some(b'\r') && c == Some(b'\n') {
+                i += 3;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (a.and_then(hex), c.and_then(hex)) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes RFC 2047 encoded words (B and Q) in a header value; other charsets than
+/// UTF-8 and ASCII are decoded lossily, which is enough to match on ASCII words.
+pub fn decode_words(value: &str) -> Cow<'_, str> {
+    if !value.contains("=?") {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("=?") {
+        let (before, word) = rest.split_at(start);
+        let decoded = decode_word(word);
+        match decoded {
+            Some((text, used)) => {
+                if !before.trim().is_empty() || out.is_empty() {
+                    out.push_str(before);
+                }
+                out.push_str(&text);
+                rest = word.get(used..).unwrap_or("");
+            }
+            None => {
+                out.push_str(before);
+                out.push_str("=?");
+                rest = word.get(2..).unwrap_or("");
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// Decodes one "=?charset?X?text?=" word; returns the text and the bytes used.
+fn decode_word(word: &str) -> Option<(String, usize)> {
+    let inner = word.get(2..)?;
+    let (_charset, rest) = inner.split_once('?')?;
+    let (enc, rest) = rest.split_once('?')?;
+    let end = rest.find("?=")?;
+    let text = rest.get(..end)?;
+    let bytes = match enc {
+        "B" | "b" => decode_base64(text.as_bytes()),
+        "Q" | "q" => decode_qp(text.replace('_', " ").as_bytes()),
+        _ => return None,
+    };
+    let used = word.len() - rest.len() + end + 2;
+    Some((String::from_utf8_lossy(&bytes).into_owned(), used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_unfold_and_lowercase() {
+        let h = parse_headers(b"Subject: a\r\n b\r\nX-Y: 1\r\n");
+        assert_eq!(h.get("subject"), Some("a b"));
+        assert_eq!(h.get("x-y"), Some("1"));
+    }
+
+    #[test]
+    fn multipart_split() {
+        let body = b"pre\n--b\nA: 1\n\none\n--b\n\ntwo\n--b--\nepi";
+        let parts = split_multipart(body, "b");
+        assert_eq!(parts, vec![&b"A: 1\n\none"[..], &b"\ntwo"[..]]);
+    }
+
+    #[test]
+    fn encodings() {
+        assert_eq!(decode_base64(b"aGVs\nbG8="), b"hello");
+        assert_eq!(decode_qp(b"a=3Db=\nc"), b"a=bc");
+        assert_eq!(decode_words("=?utf-8?Q?Auto_reply?= x"), "Auto reply x");
+    }
+}

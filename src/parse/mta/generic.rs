@@ -1,0 +1,306 @@
+//! The generic reader of human-readable bounces: the shape nearly every MTA family
+//! shares. A failed address stands at the start of a line (bare, in angle brackets,
+//! followed by ':' or by the error), or after a phrase such as "delivering your mail
+//! to", or in an SMTP transcript ("RCPT TO:<...>"); the error text follows it. Family
+//! modules only add what this cannot see.
+
+use crate::parse::context::Context;
+use crate::parse::record::{Kind, Record};
+use crate::parse::text::{self, Found};
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// Most lines of report text read.
+const MAX_LINES: usize = 2000;
+/// Most lines of error text taken after a recipient line.
+const MAX_DIAG_LINES: usize = 12;
+
+static LABELLED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)(?:
+            \b(?:final-recipient|original-recipient|recipient(?:\s+address)?|failed\s+recipient|rcpt\s+to|e-?mail\s+address|address|destinataire|empf(?:ä|ae)nger|user|mailbox)\s*(?:\(s\))?\s*[:=]\s*(?:rfc822;\s*)?[<\x22]?\s*$
+          | \b(?:deliver(?:ing|ed|y)?|sent|send|message|mail|e-?mail|it|relay(?:ing|ed)?|transfer(?:ring|red)?)\s+(?:your\s+(?:mail|message|e-?mail)\s+)?to\s*:?\s*[<\x22]?\s*$
+          | \b(?:addresses|address|recipients?)(?:\s*\(\w+\))?\s*[:]?\s*[<\x22]?\s*$
+          | \bfor\s+<$
+          | \bRCPT\s+TO:?\s*<?$
+          | \buser\s+[<\x22]?$
+          | \bto\s+[<\x22]$
+        )",
+    )
+    .expect("regex")
+});
+
+/// A transcript line that starts with a reply code: "550 <addr>... User unknown".
+static REPLY_LED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*(?:<<<\s*)?[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?<$").expect("regex"));
+
+/// Report text markers after which no recipient is listed (the original follows).
+static END_MARKERS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message)",
+    )
+    .expect("regex")
+});
+
+static DELAY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed)").expect("regex")
+});
+
+static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|gave up|giving up after|message expired|expired after|queue expired|time limit exceeded|undeliverable for \d+|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
+});
+
+/// A recipient found in the text, and where.
+struct Hit {
+    addr: String,
+    line: usize,
+    /// Byte offset within the line just after the address.
+    after: usize,
+    strong: bool,
+}
+
+/// Whether a line is a recipient line: it starts with the address (after white space,
+/// bullets or quotes) or a recipient phrase leads up to it.
+fn classify(line: &str, f: &Found<'_>) -> Option<bool> {
+    let before = line.get(..f.start).unwrap_or("");
+    let lead = before.trim_start_matches(|c: char| c.is_whitespace() || "*-•>#\"'<([".contains(c) || c.is_ascii_digit() && before.trim().len() < 4);
+    let lead = lead.trim_end_matches(['<', '"', '\'', ' ']);
+    if lead.is_empty() {
+        // "To: x" and "From: x" summaries are not recipient lines; bare addresses are.
+        return Some(true);
+    }
+    if LABELLED.is_match(before) || REPLY_LED.is_match(before) {
+        return Some(true);
+    }
+    // "Some explanation: <addr>" with nothing after the address but punctuation.
+    let tail = line.get(f.end..).unwrap_or("").trim_matches(|c: char| c.is_whitespace() || ">\".:;,.)]".contains(c));
+    let label = before.trim_end_matches(|c: char| c.is_whitespace() || c == '<' || c == '"');
+    if tail.is_empty() && label.ends_with(':') {
+        let name = label.trim_end_matches(':').trim().to_ascii_lowercase();
+        let summary = ["to", "cc", "bcc", "from", "sent", "date", "subject", "mail from", "reply-to", "sender", "return-path", "envelope-from", "x-postfix-sender"];
+        if !summary.iter().any(|s| name == *s || name.ends_with(&format!(" {s}"))) {
+            return Some(false);
+        }
+    }
+    None
+}
+
+/// Finds recipient hits in the report text.
+fn hits(lines: &[&str], exclude: &[String]) -> Vec<Hit> {
+    let mut out: Vec<Hit> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if END_MARKERS.is_match(line) && !out.is_empty() {
+            break;
+        }
+        let lower_start = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>').to_ascii_lowercase();
+        if ["from:", "reply-to:", "sender:", "return-path:", "message-id:", "references:", "in-reply-to:", "x-"]
+            .iter()
+            .any(|p| lower_start.starts_with(p))
+        {
+            continue;
+        }
+        let addrs = text::find_addresses(line);
+        let mut promote = false;
+        for (k, f) in addrs.iter().enumerate() {
+            // "name@x <addr@y>": the bracketed address is the real one.
+            if let Some(next) = addrs.get(k + 1) {
+                let gap = line.get(f.end..next.start).unwrap_or("");
+                if gap.trim() == "<" {
+                    promote = true;
+                    continue;
+                }
+            }
+            let promoted = std::mem::take(&mut promote);
+            if text::is_system_address(f.addr) || exclude.iter().any(|e| e.eq_ignore_ascii_case(f.addr)) {
+                continue;
+            }
+            if let Some(strong) = if promoted { Some(true) } else { classify(line, f) } {
+                if out.iter().any(|h| h.addr.eq_ignore_ascii_case(f.addr)) {
+                    continue;
+                }
+                out.push(Hit { addr: f.addr.to_string(), line: i, after: f.end, strong });
+            }
+        }
+    }
+    out
+}
+
+/// The error text for a recipient: the rest of its line and the lines below it, up to
+/// the next recipient or a paragraph break followed by unindented prose.
+fn diagnostic_after(lines: &[&str], hit: &Hit, next_line: Option<usize>) -> String {
+    let mut buf = String::new();
+    let first = lines.get(hit.line).copied().unwrap_or("");
+    let rest = first.get(hit.after..).unwrap_or("");
+    let rest = rest.trim_start_matches(['>', '"', '\'', ':', '.', ' ', ',', ';', ')', ']']);
+    buf.push_str(rest);
+    let stop = next_line.unwrap_or(usize::MAX);
+    let mut blank = false;
+    let mut taken = 0;
+    for (j, line) in lines.iter().enumerate().skip(hit.line + 1) {
+        if j >= stop || taken >= MAX_DIAG_LINES || END_MARKERS.is_match(line) {
+            break;
+        }
+        if line.trim().is_empty() {
+            if !buf.trim().is_empty() {
+                blank = true;
+            }
+            continue;
+        }
+        if blank && !buf.trim().is_empty() {
+            break;
+        }
+        buf.push(' ');
+        buf.push_str(line);
+        taken += 1;
+    }
+    text::collapse(&buf)
+}
+
+/// The first line below `from` (before `stop` or an end marker) that carries a reply
+/// or enhanced code, joined with the lines that continue it.
+fn code_line_below(lines: &[&str], from: usize, stop: Option<usize>) -> Option<String> {
+    let stop = stop.unwrap_or(usize::MAX).min(from + 60);
+    for j in from + 1..lines.len().min(stop) {
+        let l = lines.get(j)?;
+        if END_MARKERS.is_match(l) {
+            return None;
+        }
+        if text::status_in_text(l).is_some() || text::reply_code(l.trim_start()).is_some_and(|_| l.trim_start().starts_with(|c: char| c.is_ascii_digit())) {
+            let mut out = l.to_string();
+            for k in j + 1..(j + 6).min(lines.len()) {
+                let n = lines.get(k).copied().unwrap_or("");
+                if n.trim().is_empty() || END_MARKERS.is_match(n) {
+                    break;
+                }
+                out.push(' ');
+                out.push_str(n);
+            }
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// The paragraph of text holding line `i`.
+fn paragraph(lines: &[&str], i: usize) -> String {
+    let mut s = i;
+    while s > 0 && lines.get(s - 1).is_some_and(|l| !l.trim().is_empty()) && i - s < 20 {
+        s -= 1;
+    }
+    let mut e = i;
+    while lines.get(e + 1).is_some_and(|l| !l.trim().is_empty()) && e - i < 20 {
+        e += 1;
+    }
+    text::collapse(&lines.get(s..=e).map(|l| l.join(" ")).unwrap_or_default())
+}
+
+/// Addresses that are never the failed recipient: the bounce's own addressee (the
+/// original sender) and the original's sender headers.
+pub fn excluded(ctx: &Context, orig_headers: &crate::parse::mime::Headers) -> Vec<String> {
+    let mut ex = Vec::new();
+    for v in [ctx.headers.get_or_empty("to"), ctx.headers.get_or_empty("from"), orig_headers.get_or_empty("from"), orig_headers.get_or_empty("return-path"), orig_headers.get_or_empty("sender")] {
+        for f in text::find_addresses(v) {
+            ex.push(f.addr.to_string());
+        }
+    }
+    ex
+}
+
+/// Reads recipient reports from the report text; `known` (X-Failed-Recipients and the
+/// like) are used as the recipients when given.
+pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bool) -> Vec<Record> {
+    let lines: Vec<&str> = ctx.text.lines().take(MAX_LINES).collect();
+    let mut found = hits(&lines, exclude);
+    if found.is_empty() && known.is_empty() {
+        // Tests and forwarding setups send to themselves: the excluded address may be
+        // the failed one after all.
+        found = hits(&lines, &[]);
+    }
+    let texts_known = known.iter().all(|k| found.iter().any(|h| h.addr.eq_ignore_ascii_case(k)));
+    if !known.is_empty() && (found.is_empty() || !prefer_text || texts_known) {
+        let mut keep: Vec<Hit> = Vec::new();
+        for k in known {
+            match found.iter().position(|h| h.addr.eq_ignore_ascii_case(k)) {
+                Some(p) => keep.push(found.remove(p)),
+                None => {
+                    // Where does it appear at all?
+                    let pos = lines.iter().position(|l| text::contains_ci(l, k));
+                    let after = pos
+                        .and_then(|p| lines.get(p).and_then(|l| l.to_ascii_lowercase().find(&k.to_ascii_lowercase())).map(|o| o + k.len()))
+                        .unwrap_or(0);
+                    keep.push(Hit { addr: k.clone(), line: pos.unwrap_or(usize::MAX), after, strong: false });
+                }
+            }
+        }
+        found = keep;
+    }
+    let whole = text::collapse(&ctx.text.chars().take(4000).collect::<String>());
+    let delayed = DELAY.is_match(&ctx.text);
+    let expired = EXPIRED.is_match(&ctx.text);
+    let mut lines_sorted: Vec<usize> = found.iter().map(|h| h.line).collect();
+    lines_sorted.sort_unstable();
+    let mut out = Vec::new();
+    for h in &found {
+        let next = lines_sorted.iter().copied().find(|&l| l > h.line && l != usize::MAX);
+        let mut diag = if h.line == usize::MAX { String::new() } else { diagnostic_after(&lines, h, next) };
+        let mut source = "text after the recipient";
+        if text::enhanced_code(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
+            let p = paragraph(&lines, h.line);
+            if text::enhanced_code(&p).is_some() || text::reply_code(&p).is_some() {
+                diag = p;
+                source = "paragraph of the recipient";
+            }
+        }
+        if text::status_in_text(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
+            // The remote reply may stand a paragraph or two below ("The error that the
+            // other server returned was:").
+            if let Some(l) = code_line_below(&lines, h.line, next) {
+                diag = text::collapse(&format!("{diag} {l}"));
+            }
+        }
+        if diag.split_whitespace().count() < 2 {
+            diag = whole.clone();
+            source = "whole report text";
+        }
+        let mut r = Record {
+            recipient: h.addr.clone(),
+            agent: "generic".into(),
+            ..Default::default()
+        };
+        r.provenance.push(("recipient".into(), if h.strong { "recipient line of the report text".into() } else { "report text".into() }));
+        fill_from_diagnostic(&mut r, &diag, source);
+        if r.smtp_command.is_empty() {
+            r.smtp_command = text::smtp_command(&whole).to_string();
+        }
+        let temp = r.status.starts_with('4') || r.reply_code.is_some_and(|c| (400..500).contains(&c));
+        if delayed && !expired || temp && !expired && r.status.is_empty() {
+            r.kind = Kind::Delay;
+            r.action = "delayed".into();
+        } else {
+            r.kind = Kind::Bounce;
+            r.action = "failed".into();
+        }
+        if expired {
+            r.reason_hint = "expired".into();
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// Sets status, reply code, command and diagnostic from an error text.
+pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
+    r.diagnostic = diag.chars().take(2000).collect();
+    r.provenance.push(("diagnostic".into(), source.into()));
+    if r.status.is_empty() {
+        if let Some(c) = text::status_in_text(diag) {
+            r.status = c.to_string();
+            r.provenance.push(("status".into(), "enhanced code in the error text".into()));
+        }
+    }
+    if r.reply_code.is_none() {
+        r.reply_code = text::reply_code(diag);
+    }
+    if r.smtp_command.is_empty() {
+        r.smtp_command = text::smtp_command(diag).to_string();
+    }
+}

@@ -1,0 +1,72 @@
+//! Non-standard bounce formats, one family per module. Each family is recognised by
+//! what its bounces say (headers, phrases, layout), never by a single sample's details.
+//! `generic` reads the layout most families share; family modules refine it.
+
+pub mod amazonses;
+pub mod fml;
+pub mod generic;
+
+use super::context::Context;
+use super::mime::Headers;
+use super::record::Record;
+use super::text;
+use regex::Regex;
+use std::sync::LazyLock;
+
+static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)undeliver|undelivered|delivery (?:status|failure|failed|report|notification|problem)|mail delivery|failure notice|returned mail|returned to sender|delivery has failed|could not be delivered|not delivered|non[- ]?delivery|nondeliverable|rejected|warning: could not send|delayed mail|mail system error|message not delivered|failed delivery|unzustellbar|non remis|no se puede entregar|delivery unsuccessful|fehlgeschlagen|error sending|mail error|bounce|notification|mail could not|echec|失敗|エラー|不達|配信").expect("regex")
+});
+
+/// Whether the message presents itself as a delivery report (not ordinary mail).
+pub fn looks_like_bounce(ctx: &Context) -> bool {
+    let h = &ctx.headers;
+    if h.get("x-failed-recipients").is_some() || ctx.is_report || !ctx.dsn.is_empty() {
+        return true;
+    }
+    let from = h.get_or_empty("from");
+    let from_addr = text::first_address(from).unwrap_or("");
+    let from_lc = from.to_ascii_lowercase();
+    if text::is_system_address(from_addr) || from_lc.contains("mailer-daemon") || from_lc.contains("postmaster") || from.trim() == "<>" || from_lc.contains("mail delivery") {
+        return true;
+    }
+    let subject = super::mime::decode_words(h.get_or_empty("subject")).into_owned();
+    if BOUNCE_SUBJECT.is_match(&subject) || fml::is_fml(ctx) {
+        return true;
+    }
+    let head: String = ctx.text.chars().take(3000).collect();
+    BOUNCE_TEXT.is_match(&head)
+}
+
+static BOUNCE_TEXT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex")
+});
+
+/// Records read from the report text when no delivery-status part gave any.
+pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
+    let exclude = generic::excluded(ctx, orig);
+    let known: Vec<String> = ctx
+        .headers
+        .get_all("x-failed-recipients")
+        .flat_map(|v| text::find_addresses(v).into_iter().map(|f| f.addr.to_string()).collect::<Vec<_>>())
+        .collect();
+    if let Some(r) = amazonses::parse(ctx) {
+        return r;
+    }
+    if let Some(r) = fml::parse(ctx) {
+        return r;
+    }
+    generic::scan(ctx, &exclude, &known, true)
+}
+
+/// Last resort: nothing in the report names the recipient, the original's To does.
+pub fn scan_original_to(ctx: &Context, orig: &Headers) -> Vec<Record> {
+    if ctx.original.is_none() {
+        return Vec::new();
+    }
+    let exclude = generic::excluded(ctx, orig);
+    let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
+    if to.is_empty() || to.len() > 3 {
+        return Vec::new();
+    }
+    generic::scan(ctx, &exclude, &to, false)
+}

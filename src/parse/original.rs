@@ -1,0 +1,73 @@
+//! The returned original message: its identifying headers, and the VERP-looking
+//! return-path addresses a bounce carries (in its own envelope headers, the original's
+//! Return-Path, or the body).
+
+use super::context::Context;
+use super::mime;
+use super::record::OriginalMessage;
+use super::text;
+
+/// X- headers worth keeping: the ones senders use to carry a send or campaign id.
+fn keep_x_header(name: &str) -> bool {
+    name.starts_with("x-") && !matches!(
+        name,
+        "x-received" | "x-google-smtp-source" | "x-gm-message-state" | "x-mailer" | "x-originating-ip"
+            | "x-ms-exchange-organization-scl" | "x-yahoo-newman-property" | "x-yahoo-newman-id"
+            | "x-ymail-osg" | "x-ymail-jas" | "x-apparently-from" | "x-spam-status" | "x-virus-scanned"
+    ) && !name.starts_with("x-ms-") && !name.starts_with("x-google-") && !name.starts_with("x-forefront-")
+}
+
+/// The original's headers, when the bounce includes them.
+pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
+    let Some(orig) = ctx.original.as_deref() else {
+        return (OriginalMessage::default(), mime::Headers::default());
+    };
+    let (head, _) = mime::split_header_body(orig.as_bytes());
+    let h = mime::parse_headers(head);
+    let mut o = OriginalMessage {
+        message_id: h.get_or_empty("message-id").trim().trim_matches(|c| c == '<' || c == '>').to_string(),
+        from: h.get_or_empty("from").to_string(),
+        to: h.get_or_empty("to").to_string(),
+        subject: mime::decode_words(h.get_or_empty("subject")).into_owned(),
+        return_path: text::first_address(h.get_or_empty("return-path")).unwrap_or("").to_string(),
+        list_unsubscribe: h.get_or_empty("list-unsubscribe").to_string(),
+        x_headers: Vec::new(),
+    };
+    for (n, v) in h.iter() {
+        if keep_x_header(n) && o.x_headers.len() < 32 {
+            o.x_headers.push((n.to_string(), v.chars().take(512).collect()));
+        }
+    }
+    (o, h)
+}
+
+/// Addresses that may carry a VERP token: the bounce's envelope recipient headers and
+/// the original's Return-Path and sender headers, those with '+' or '=' first.
+pub fn verp_candidates(ctx: &Context, original: &OriginalMessage) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |v: &str| {
+        for f in text::find_addresses(v) {
+            let local = f.addr.split('@').next().unwrap_or("");
+            if (local.contains('+') || local.contains('=')) && !out.iter().any(|o| o.eq_ignore_ascii_case(f.addr)) && out.len() < 16 {
+                out.push(f.addr.to_string());
+            }
+        }
+    };
+    for name in ["x-original-to", "delivered-to", "envelope-to", "to", "return-path"] {
+        for v in ctx.headers.get_all(name) {
+            add(v);
+        }
+    }
+    add(&original.return_path);
+    add(&original.from);
+    // X-Postfix-Sender / Original-Mail-From in report parts.
+    for d in &ctx.dsn {
+        for line in d.lines().take(200) {
+            let l = line.to_ascii_lowercase();
+            if l.starts_with("x-postfix-sender") || l.starts_with("x-original-mail-from") || l.starts_with("original-mail-from") {
+                add(line);
+            }
+        }
+    }
+    out
+}
