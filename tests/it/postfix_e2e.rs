@@ -158,7 +158,6 @@ fn sign(dir: &Path, db: &Path, id: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs serve+parser+verp"]
 fn postfix_dsns_reach_rebound_and_set_address_status() {
     if !harness::postfix_available("postfix_dsns_reach_rebound_and_set_address_status") {
         return;
