@@ -81,6 +81,18 @@ pub fn clean_address(v: &str) -> String {
     v.trim().trim_matches(|c| c == '<' || c == '>' || c == '"').trim().to_string()
 }
 
+/// The longest prefix of `s` no longer than `max` bytes that ends on a char boundary.
+pub fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
+}
+
 /// Collapses runs of white space to one space and trims.
 pub fn collapse(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
