@@ -182,3 +182,10 @@ impl Client {
         self.reader.read(buf)
     }
 }
+
+impl Client {
+    /// The underlying socket (to write from another thread).
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+}
