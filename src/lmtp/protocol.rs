@@ -4,6 +4,11 @@
 
 use super::data::DataEnd;
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Decides at RCPT whether a recipient is acceptable (false: 550 5.7.1); used for
+/// `verp.reject_invalid_verp`. Injected so this module stays free of keys and clocks.
+pub type RcptCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// One reply: a code and one or more text lines (the enhanced code is part of the text).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +103,6 @@ enum State {
 }
 
 /// The state of one LMTP connection.
-#[derive(Debug)]
 pub struct Protocol {
     hostname: String,
     limits: ProtocolLimits,
@@ -107,6 +111,7 @@ pub struct Protocol {
     recipients: Vec<String>,
     pending: usize,
     errors: usize,
+    rcpt_check: Option<RcptCheck>,
 }
 
 /// A parsed command line.
@@ -230,7 +235,14 @@ impl Protocol {
             recipients: Vec::new(),
             pending: 0,
             errors: 0,
+            rcpt_check: None,
         }
+    }
+
+    /// Refuses, at RCPT, the recipients `check` rejects.
+    pub fn with_rcpt_check(mut self, check: Option<RcptCheck>) -> Protocol {
+        self.rcpt_check = check;
+        self
     }
 
     /// The 220 greeting.
@@ -357,6 +369,11 @@ impl Protocol {
         if self.recipients.len() >= self.limits.max_recipients {
             return ok(452, "4.5.3 Too many recipients");
         }
+        if let Some(check) = &self.rcpt_check {
+            if !check(&to) {
+                return ok(550, "5.7.1 Invalid return-path token");
+            }
+        }
         self.recipients.push(to);
         ok(250, "2.1.5 Ok")
     }
@@ -450,6 +467,16 @@ mod tests {
         assert_eq!(code(&p.command(b"mail from: <a@b> RET=FULL\r\n")), 555);
         assert_eq!(code(&p.command(b"DATA\r\n")), 503);
         assert!(matches!(p.command(b"QUIT\r\n"), Action::Close(_)));
+    }
+
+    #[test]
+    fn rcpt_check_refuses_with_550() {
+        let check: RcptCheck = Arc::new(|a: &str| !a.starts_with("bad"));
+        let mut p = proto().with_rcpt_check(Some(check));
+        p.command(b"LHLO x\r\n");
+        p.command(b"MAIL FROM:<>\r\n");
+        assert!(matches!(p.command(b"RCPT TO:<bad@x>\r\n"), Action::Reply(Reply { code: 550, .. })));
+        assert_eq!(code(&p.command(b"RCPT TO:<good@x>\r\n")), 250);
     }
 
     #[test]

@@ -86,10 +86,19 @@ impl Server {
             },
             max_line_bytes: config.max_line_bytes,
             idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+            rcpt_check: None,
         };
         let max_connections = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared { session, delivery, slots: Arc::new(Semaphore::new(max_connections)) });
         Ok(Server { listeners, shared, max_connections, grace: Duration::from_secs(config.shutdown_grace_secs) })
+    }
+
+    /// Refuses, at RCPT (550 5.7.1), the recipients `check` rejects.
+    pub fn with_rcpt_check(mut self, check: super::protocol::RcptCheck) -> Server {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.session.rcpt_check = Some(check);
+        }
+        self
     }
 
     /// The bound addresses: `ADDR:PORT` for TCP, `unix:PATH` for unix sockets.

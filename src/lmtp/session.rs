@@ -21,6 +21,8 @@ pub struct SessionConfig {
     pub max_line_bytes: usize,
     /// Silence allowed before 421 4.4.2.
     pub idle_timeout: Duration,
+    /// RCPT-time recipient check (`verp.reject_invalid_verp`).
+    pub rcpt_check: Option<super::protocol::RcptCheck>,
 }
 
 /// How reading more input ended.
@@ -95,7 +97,7 @@ where
 {
     let _producer = delivery.writer.producer();
     let mut conn = Conn { stream, buf: Vec::with_capacity(64 << 10), start: 0, out: Vec::with_capacity(4096) };
-    let mut proto = Protocol::new(&config.hostname, config.limits.clone());
+    let mut proto = Protocol::new(&config.hostname, config.limits.clone()).with_rcpt_check(config.rcpt_check.clone());
     conn.queue(&proto.greeting());
     let mut data: Option<DataReader> = None;
     // While discarding the rest of an over-long command line.
