@@ -78,6 +78,8 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async move {
+        // Handlers first: a SIGTERM that arrives once we listen must drain, not kill.
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let (tcp, unix) = if a.listen.is_empty() && a.socket.is_empty() {
             (config.lmtp.listen.clone(), config.lmtp.sockets.clone())
         } else {
@@ -100,7 +102,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(rebound::metrics::serve(listener));
         }
         rebound::systemd::notify("READY=1");
-        server.run(shutdown_signal()).await;
+        server.run(shutdown_signal(term)).await;
         rebound::systemd::notify("STOPPING=1");
         anyhow::Ok(())
     });
@@ -114,17 +116,8 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
+/// Resolves on SIGTERM (through the handler installed at start) or Ctrl-C (SIGINT).
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
