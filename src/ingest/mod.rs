@@ -103,8 +103,8 @@ pub enum IngestError {
     #[error("{0}")]
     Store(#[from] StoreError),
     /// An input path could not be listed.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 impl From<rusqlite::Error> for IngestError {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, IngestError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|source| IngestError::Io { path: p.clone(), source })?;
+        let meta = std::fs::metadata(p).map_err(|error| IngestError::Io { path: p.clone(), error })?;
         if meta.is_dir() {
             walk(p, &mut out)?;
         } else {
@@ -23,7 +23,7 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, IngestEr
 }
 
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), IngestError> {
-    let io = |source| IngestError::Io { path: dir.to_owned(), source };
+    let io = |error| IngestError::Io { path: dir.to_owned(), error };
     let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.filter_map(Result::ok).collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
