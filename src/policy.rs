@@ -183,11 +183,19 @@ fn effect(cfg: &PolicyConfig, e: &PolicyEvent<'_>) -> Effect {
     }
 }
 
+/// Whether `event` can change any address at all (false for unverified, sender-fault,
+/// transient and auto-reply events), without looking at the address's row.
+pub fn may_change(cfg: &PolicyConfig, event: &PolicyEvent<'_>) -> bool {
+    effect(cfg, event) != Effect::Nothing
+}
+
 /// The new status of an address after `event` at time `now`; None when the event
 /// changes nothing (unverified, sender-fault, transient, auto-reply ...).
 pub fn apply(cfg: &PolicyConfig, current: Option<&AddressStatus>, event: &PolicyEvent<'_>, now: i64) -> Option<AddressStatus> {
     let eff = effect(cfg, event);
-    if eff == Effect::Nothing {
+    // A delivery to an address with no history changes nothing: no row for every send
+    // a mail log reports as delivered.
+    if eff == Effect::Nothing || (eff == Effect::Delivered && current.is_none()) {
         return None;
     }
     let address = event.recipient.trim().to_ascii_lowercase();

@@ -191,6 +191,33 @@ impl Keys {
     }
 }
 
+/// The RCPT-time check of `reject_invalid_verp`: the keys and settings an LMTP or
+/// milter session needs to refuse invalid tokens before DATA.
+#[derive(Debug, Clone)]
+pub struct RcptGate {
+    /// The keys that verify.
+    pub keys: Keys,
+    /// The `[verp]` section (prefix).
+    pub config: VerpConfig,
+}
+
+impl RcptGate {
+    /// Ok for an acceptable RCPT address at `now`, else why it must be refused.
+    pub fn check(&self, address: &str, now: i64) -> Result<(), VerpError> {
+        self.keys.check_rcpt(&self.config, address, now)
+    }
+
+    /// The 550 reply text for a refused token (without the code).
+    pub fn refusal(e: &VerpError) -> String {
+        let why = match e {
+            VerpError::Expired { .. } => "expired",
+            VerpError::Forged => "forged",
+            _ => "malformed",
+        };
+        format!("5.7.1 Return path token {why}: this address accepts no bounce for it")
+    }
+}
+
 /// The day (since 1970, UTC) that a Unix time falls on.
 pub fn day_of(unix_secs: i64) -> i64 {
     unix_secs.div_euclid(DAY_SECS)

@@ -49,6 +49,15 @@ pub fn cached(config: &VerpConfig) -> Result<Arc<Keys>, KeyFileError> {
     Ok(keys)
 }
 
+/// The RCPT gate when `reject_invalid_verp` is on (None when it is off).
+pub fn rcpt_gate(config: &VerpConfig) -> Result<Option<crate::verp::RcptGate>, KeyFileError> {
+    if !config.reject_invalid_verp {
+        return Ok(None);
+    }
+    let keys = cached(config)?;
+    Ok(Some(crate::verp::RcptGate { keys: (*keys).clone(), config: config.clone() }))
+}
+
 /// Parses key file text: one hex key per line, blank lines and `#` comments ignored.
 pub fn parse_keys(path: &Path, text: &str) -> Result<Vec<Vec<u8>>, KeyFileError> {
     let mut keys = Vec::new();

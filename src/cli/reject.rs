@@ -93,9 +93,8 @@ fn line_reject(line: &str) -> anyhow::Result<Reject> {
 /// Records synchronous rejects.
 pub fn run(g: &super::Globals, a: RejectArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
-    rebound::store::hooks::set_policy(config.policy.clone());
     let mut conn = rebound::store::open(&config.store.db)?;
-    let classifier = Classifier::with_default_rules();
+    let classifier = Classifier::from_config(&config.classify)?;
     let format = a.format;
     let tx = conn.transaction()?;
     let mut bad = 0u64;

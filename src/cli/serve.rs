@@ -56,6 +56,8 @@ impl BatchLog {
 /// Runs the LMTP server until SIGTERM or Ctrl-C.
 pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
+    // Read (or create) the VERP keys now: a bad key file fails the start, not every message.
+    rebound::verp_keys::cached(&config.verp)?;
     let conn = rebound::store::open(&config.store.db)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
     tracing::info!(db = %config.store.db.display(), "store open");

@@ -107,6 +107,8 @@ pub struct Protocol {
     recipients: Vec<String>,
     pending: usize,
     errors: usize,
+    /// `reject_invalid_verp`: refuse invalid return-path tokens at RCPT.
+    rcpt_gate: Option<std::sync::Arc<crate::verp::RcptGate>>,
 }
 
 /// A parsed command line.
@@ -230,7 +232,15 @@ impl Protocol {
             recipients: Vec::new(),
             pending: 0,
             errors: 0,
+            rcpt_gate: None,
         }
+    }
+
+    /// The same, refusing RCPT addresses whose VERP token is invalid (550 5.7.1) when a
+    /// gate is given.
+    pub fn with_rcpt_gate(mut self, gate: Option<std::sync::Arc<crate::verp::RcptGate>>) -> Protocol {
+        self.rcpt_gate = gate;
+        self
     }
 
     /// The 220 greeting.
@@ -357,6 +367,14 @@ impl Protocol {
         if self.recipients.len() >= self.limits.max_recipients {
             return ok(452, "4.5.3 Too many recipients");
         }
+        if let Some(gate) = &self.rcpt_gate {
+            // Backscatter stops here: a bounce for a token we never issued (or one long
+            // expired) is refused before its data is read.
+            if let Err(e) = gate.check(&to, chrono::Utc::now().timestamp()) {
+                tracing::info!(recipient_domain = %crate::store::event::domain_of(&to), error = %e, "RCPT refused: invalid return-path token");
+                return ok(550, &crate::verp::RcptGate::refusal(&e));
+            }
+        }
         self.recipients.push(to);
         ok(250, "2.1.5 Ok")
     }
@@ -481,5 +499,16 @@ mod tests {
         let mut out = Vec::new();
         Reply { code: 250, lines: vec!["a".into(), "b".into()] }.write_to(&mut out);
         assert_eq!(out, b"250-a\r\n250 b\r\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_command_line_gets_a_reply(lines in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), 0..20)) {
+            let mut p = Protocol::new("mx.test", ProtocolLimits::default());
+            for line in &lines {
+                let a = p.command(line);
+                proptest::prop_assert!((200..600).contains(&code(&a)));
+            }
+        }
     }
 }

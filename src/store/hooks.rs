@@ -44,7 +44,7 @@ pub fn after_event(tx: &Transaction<'_>, id: i64, e: &NewEvent) -> Result<(), St
     };
     let cfg = policy();
     // Cheap exit before the read for events the policy ignores anyway.
-    if policy::apply(&cfg, None, &ev, e.occurred_at).is_none() {
+    if !policy::may_change(&cfg, &ev) {
         return Ok(());
     }
     let current = super::status::get_status(tx, &e.recipient)?;

@@ -64,6 +64,7 @@ fn table() {
         ("window decays after 30 days", v(&[(0, FULL), (10, FULL), (31, FULL)]), Some(State::SoftBouncing), 1),
         ("delivery resets soft counts", v(&[(0, FULL), (2, FULL), (3, DELIVERED), (4, FULL)]), Some(State::SoftBouncing), 1),
         ("delivery clears soft_bouncing", v(&[(0, FULL), (1, DELIVERED)]), Some(State::Active), 0),
+        ("delivery to an unknown address writes no row", v(&[(0, DELIVERED), (1, DELIVERED)]), None, 0),
         ("sender fault never suppresses", (0..10).map(|d| (d * 2, BLOCKED, true)).collect(), None, 0),
         ("sender fault marked hard still never suppresses", v(&[(0, BLOCKED_HARD)]), None, 0),
         ("transient never changes", v(&[(0, RATE), (5, RATE), (9, RATE)]), None, 0),
@@ -120,4 +121,53 @@ fn configurable() {
     let toml = rebound::config::Config::from_toml("[policy]\nsoft_threshold = 5\nsoft_window_days = 60\n").unwrap();
     assert_eq!(toml.policy.soft_threshold, 5);
     assert_eq!(toml.policy.soft_spread_days, 3);
+}
+
+/// Events inserted through the store's shared insert: the policy runs in the same
+/// transaction and only verified recipient-fault events write `address_status`.
+#[test]
+fn store_applies_policy_in_the_insert_transaction() {
+    use rebound::store::event::{insert_event, NewEvent};
+    use rebound::store::status::{get_status, lift_expired};
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rebound::store::open(&dir.path().join("p.db")).unwrap();
+    let ev = |day: i64, recipient: &str, reason: &str, fault: &str, hard: bool, verified: bool| NewEvent {
+        occurred_at: T0 + day * DAY,
+        source: "ingest".into(),
+        recipient: recipient.into(),
+        kind: "bounce".into(),
+        reason: reason.into(),
+        class: "x".into(),
+        fault: fault.into(),
+        hard,
+        verified,
+        ..Default::default()
+    };
+    let tx = conn.transaction().unwrap();
+    for day in [0, 2, 4] {
+        insert_event(&tx, None, &ev(day, "Full@Example.org", "mailboxfull", "recipient", false, true)).unwrap();
+        insert_event(&tx, None, &ev(day, "blocked@example.org", "blocked", "sender", false, true)).unwrap();
+        insert_event(&tx, None, &ev(day, "forged@example.org", "userunknown", "recipient", true, false)).unwrap();
+    }
+    let last = insert_event(&tx, None, &ev(5, "gone@example.org", "userunknown", "recipient", true, true)).unwrap();
+    tx.commit().unwrap();
+
+    let full = get_status(&conn, "full@example.org").unwrap().unwrap();
+    assert_eq!((full.state, full.soft_count, full.suppressed_until), (State::Suppressed, 3, Some(T0 + 94 * DAY)));
+    assert_eq!(get_status(&conn, "blocked@example.org").unwrap(), None);
+    assert_eq!(get_status(&conn, "forged@example.org").unwrap(), None);
+    let gone = get_status(&conn, "GONE@example.org").unwrap().unwrap();
+    assert_eq!((gone.state, gone.last_event_id, gone.reason.as_str()), (State::Suppressed, Some(last), "userunknown"));
+
+    // A rolled-back transaction leaves no status behind.
+    let tx = conn.transaction().unwrap();
+    insert_event(&tx, None, &ev(6, "rolled@example.org", "userunknown", "recipient", true, true)).unwrap();
+    drop(tx);
+    assert_eq!(get_status(&conn, "rolled@example.org").unwrap(), None);
+
+    // The sweep lifts soft suppressions that have run out, and only those.
+    assert_eq!(lift_expired(&conn, T0 + 93 * DAY).unwrap(), 0);
+    assert_eq!(lift_expired(&conn, T0 + 95 * DAY).unwrap(), 1);
+    assert_eq!(get_status(&conn, "full@example.org").unwrap().unwrap().state, State::Active);
+    assert_eq!(get_status(&conn, "gone@example.org").unwrap().unwrap().state, State::Suppressed);
 }

@@ -247,9 +247,14 @@ pub struct Site {
 
 impl Site {
     pub fn new() -> Site {
+        Site::with_verp("")
+    }
+
+    /// A site with more `[verp]` settings (TOML lines).
+    pub fn with_verp(extra: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let cfg = format!(
-            "[store]\ndb = {:?}\n[verp]\ndomain = \"bounce.example.com\"\nkey_file = {:?}\n",
+            "[store]\ndb = {:?}\n[verp]\ndomain = \"bounce.example.com\"\nkey_file = {:?}\n{extra}\n",
             dir.path().join("rebound.db"),
             dir.path().join("verp.key")
         );
@@ -370,7 +375,6 @@ fn cli_send_add_and_import() {
 }
 
 #[test]
-#[ignore = "needs classifier"]
 fn cli_reject_550_suppresses() {
     let site = Site::new();
     let out = site.run(
@@ -568,7 +572,6 @@ pub fn out_of_office(return_path: &str, from: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs lmtp+parser"]
 fn lmtp_end_to_end_only_the_genuine_hard_bounce_suppresses() {
     let site = Site::new();
     let sign = |id: &str, exp: &str| stdout(&site.run(&["verp", "sign", "--id", id, "--expires", exp], None));
@@ -616,4 +619,52 @@ fn lmtp_end_to_end_only_the_genuine_hard_bounce_suppresses() {
     let r = site.run(&["reject", "--recipient", "g@example.org", "--reply-code", "421", "--status", "4.7.0", "--text", "rate limited, try again later"], None);
     assert!(r.status.success(), "{r:?}");
     assert_ne!(site.state("g@example.org"), Some(State::Suppressed));
+}
+
+#[test]
+fn lmtp_reject_invalid_verp_refuses_bad_tokens_at_rcpt() {
+    let site = Site::with_verp("reject_invalid_verp = true");
+    let good = stdout(&site.run(&["verp", "sign", "--id", "ok-1"], None));
+    let expired = stdout(&site.run(&["verp", "sign", "--id", "old-1", "--expires", "0d"], None));
+    let forged = good.replacen("ok-1", "ok-2", 1);
+    let server = Served::start(&site);
+    let mut c = Lmtp::connect(&server.addr);
+    let msg = dsn(&good, "r@example.org", "5.1.1", "550 5.1.1 user unknown");
+    for (rcpt, want) in [
+        (forged.as_str(), "550 5.7.1"),
+        (expired.as_str(), "550 5.7.1"),
+        ("bounce+garbage@bounce.example.com", "550 5.7.1"),
+        (good.as_str(), "250"),
+        ("postmaster@bounce.example.com", "250"),
+        ("bounce+r=example.org@bounce.example.com", "250"),
+    ] {
+        let r = c.deliver(rcpt, &msg);
+        assert!(r.starts_with(want), "{rcpt}: {r}");
+    }
+    // Off by default: the same forged token is accepted and stored unverified.
+    let open_site = Site::new();
+    let server2 = Served::start(&open_site);
+    let mut c2 = Lmtp::connect(&server2.addr);
+    assert!(c2.deliver(&forged, &msg).starts_with("250"));
+}
+
+#[test]
+fn verp_config_section() {
+    let c = rebound::config::Config::from_toml(
+        "[verp]\ndomain = \"b.example.net\"\nprefix = \"rb\"\nkey_file = \"/etc/rebound/verp.key\"\n\
+         verify_key_files = [\"/etc/rebound/verp-2025.key\"]\nexpiry_days = 45\nreject_invalid_verp = true\n",
+    )
+    .unwrap();
+    assert_eq!((c.verp.domain.as_str(), c.verp.prefix.as_str(), c.verp.expiry_days), ("b.example.net", "rb", 45));
+    assert!(c.verp.reject_invalid_verp);
+    assert_eq!(c.verp.verify_key_files.len(), 1);
+    let d = rebound::config::Config::default();
+    assert_eq!((d.verp.prefix.as_str(), d.verp.expiry_days, d.verp.reject_invalid_verp), ("bounce", 30, false));
+    assert!(rebound::config::Config::from_toml("[verp]\nkey = \"x\"\n").is_err(), "unknown keys are refused");
+
+    // Key files: several keys, comments, bad lines named by number.
+    let keys = rebound::verp_keys::parse_keys(Path::new("k"), "# new\n00112233445566778899aabbccddeeff\n\nFFEEDDCCBBAA99887766554433221100\n").unwrap();
+    assert_eq!(keys.len(), 2);
+    let err = rebound::verp_keys::parse_keys(Path::new("k"), "00112233445566778899aabbccddeeff\nnot hex\n").unwrap_err();
+    assert!(err.to_string().contains("k:2"), "{err}");
 }
