@@ -151,7 +151,6 @@ fn subcommands(help: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs after_help examples on bench and rules (parse, classify branches)"]
 fn every_command_help_has_an_example() {
     let mut missing = Vec::new();
     let mut todo: Vec<Vec<String>> = vec![vec![], vec!["generate".into()]];
