@@ -45,8 +45,9 @@ static DELAY: LazyLock<Regex> = LazyLock::new(|| {
     crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed)").expect("regex")
 });
 
-static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|gave up|giving up after|message expired|expired after|queue expired|time limit exceeded|undeliverable for \d+|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
+/// Phrases saying the MTA gave up after retrying for its queue lifetime.
+pub static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
+    crate::parse::text::re(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
 });
 
 /// A recipient found in the text, and where.
@@ -314,8 +315,9 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
             r.kind = Kind::Bounce;
             r.action = "failed".into();
         }
-        if expired {
+        if expired && (r.reply_code.is_none() || EXPIRED.is_match(&r.diagnostic)) {
             r.reason_hint = "expired".into();
+            r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
         }
         out.push(r);
     }
