@@ -42,7 +42,7 @@ static END_MARKERS: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static DELAY: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed)").expect("regex")
+    crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)").expect("regex")
 });
 
 /// Phrases saying the MTA gave up after retrying for its queue lifetime.
@@ -308,7 +308,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
             r.smtp_command = text::smtp_command(whole()).to_string();
         }
         let temp = r.status.starts_with('4') || r.reply_code.is_some_and(|c| (400..500).contains(&c));
-        if delayed && !expired || temp && !expired && r.status.is_empty() {
+        if delayed || temp && !expired && r.status.is_empty() {
             r.kind = Kind::Delay;
             r.action = "delayed".into();
         } else {
