@@ -116,10 +116,16 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             if r.smtp_command.is_empty() {
                 r.smtp_command = command_near(&ctx.text, &r.recipient).to_string();
             }
-            // A temporary status with Action failed: the MTA gave up retrying.
-            if r.action == "failed" && r.status.starts_with('4') {
+            // The MTA gave up retrying: said in words, or a temporary status on a
+            // failed recipient that never got a reply (connection-level failures).
+            // A remote reply is more specific than the MTA's giving up: the hint is
+            // only given when there is none (or the reply itself says it expired).
+            if mta::generic::EXPIRED.is_match(&r.diagnostic) || r.reply_code.is_none() && mta::generic::EXPIRED.is_match(text::prefix(&ctx.text, 8192)) {
                 r.reason_hint = "expired".into();
-                r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status".into()));
+                r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
+            } else if r.action == "failed" && r.status.starts_with('4') && r.reply_code.is_none() {
+                r.reason_hint = "expired".into();
+                r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status and no remote reply".into()));
             }
             if r.remote_mta.is_empty() {
                 r.remote_mta = String::new();

@@ -42,11 +42,12 @@ static END_MARKERS: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static DELAY: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed)").expect("regex")
+    crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)").expect("regex")
 });
 
-static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|gave up|giving up after|message expired|expired after|queue expired|time limit exceeded|undeliverable for \d+|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
+/// Phrases saying the MTA gave up after retrying for its queue lifetime.
+pub static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
+    crate::parse::text::re(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
 });
 
 /// A recipient found in the text, and where.
@@ -91,10 +92,13 @@ fn hits(lines: &[&str], markers: &[bool], exclude: &[String]) -> Vec<Hit> {
         if markers.get(i).copied().unwrap_or(false) && !out.is_empty() {
             break;
         }
-        let lower_start = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>').to_ascii_lowercase();
+        if memchr::memchr(b'@', line.as_bytes()).is_none() {
+            continue;
+        }
+        let start = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>');
         if ["from:", "reply-to:", "sender:", "return-path:", "message-id:", "references:", "in-reply-to:", "x-"]
             .iter()
-            .any(|p| lower_start.starts_with(p))
+            .any(|p| start.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
         {
             continue;
         }
@@ -263,8 +267,9 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
     if found.is_empty() {
         return Vec::new();
     }
-    let head = text::prefix(&ctx.text, 16 * 1024);
-    let whole = text::collapse(text::prefix(&ctx.text, 4000));
+    let head = text::prefix(&ctx.text, 8 * 1024);
+    let whole_cell = std::cell::OnceCell::new();
+    let whole = || whole_cell.get_or_init(|| text::collapse(text::prefix(&ctx.text, 4000)));
     let delayed = DELAY.is_match(head);
     let expired = EXPIRED.is_match(head);
     lines_sorted.extend(found.iter().map(|h| h.line));
@@ -289,7 +294,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
             }
         }
         if diag.split_whitespace().count() < 2 {
-            diag = whole.clone();
+            diag = whole().clone();
             source = "whole report text";
         }
         let mut r = Record {
@@ -300,18 +305,19 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         r.provenance.push(("recipient".into(), if h.strong { "recipient line of the report text".into() } else { "report text".into() }));
         fill_from_diagnostic(&mut r, &diag, source);
         if r.smtp_command.is_empty() {
-            r.smtp_command = text::smtp_command(&whole).to_string();
+            r.smtp_command = text::smtp_command(whole()).to_string();
         }
         let temp = r.status.starts_with('4') || r.reply_code.is_some_and(|c| (400..500).contains(&c));
-        if delayed && !expired || temp && !expired && r.status.is_empty() {
+        if delayed || temp && !expired && r.status.is_empty() {
             r.kind = Kind::Delay;
             r.action = "delayed".into();
         } else {
             r.kind = Kind::Bounce;
             r.action = "failed".into();
         }
-        if expired {
+        if expired && (r.reply_code.is_none() || EXPIRED.is_match(&r.diagnostic)) {
             r.reason_hint = "expired".into();
+            r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
         }
         out.push(r);
     }
