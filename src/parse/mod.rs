@@ -100,7 +100,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             r.provenance.push(("recipient".into(), "Final-Recipient".into()));
             let mut diag = rr.diagnostic.clone();
             let mut source = "Diagnostic-Code";
-            if text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
+            if diag.is_empty() || text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
                 // The text part often holds the remote reply for this recipient.
                 let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {

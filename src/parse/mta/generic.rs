@@ -36,7 +36,7 @@ static REPLY_LED: LazyLock<Regex> = LazyLock::new(|| crate::parse::text::re(r"^\
 /// Report text markers after which no recipient is listed (the original follows).
 static END_MARKERS: LazyLock<Regex> = LazyLock::new(|| {
     crate::parse::text::re(
-        r"(?im)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message)",
+        r"(?im)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message|returned message)",
     )
     .expect("regex")
 });
@@ -135,6 +135,13 @@ fn diagnostic_after(lines: &[&str], markers: &[bool], hit: &Hit, next_line: Opti
     let first = lines.get(hit.line).copied().unwrap_or("");
     let rest = first.get(hit.after..).unwrap_or("");
     let rest = rest.trim_start_matches(['>', '"', '\'', ':', '.', ' ', ',', ';', ')', ']']);
+    // Prose before the address on its line is the error ("User's mailbox is full: <a>").
+    let before = first.get(..hit.after.saturating_sub(hit.addr.len())).unwrap_or("");
+    let before = before.trim().trim_end_matches(['<', '"', '\'', ' ']).trim_end_matches(':').trim();
+    if before.split_whitespace().count() >= 3 {
+        buf.push_str(before);
+        buf.push(' ');
+    }
     buf.push_str(rest);
     let stop = next_line.unwrap_or(usize::MAX);
     let mut blank = false;
@@ -281,7 +288,8 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         let mut source = "text after the recipient";
         if text::enhanced_code(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
             let p = paragraph(&lines, h.line);
-            if text::enhanced_code(&p).is_some() || text::reply_code(&p).is_some() {
+            let weak = diag.split_whitespace().count() < 3;
+            if weak || text::enhanced_code(&p).is_some() || text::reply_code(&p).is_some() {
                 diag = p;
                 source = "paragraph of the recipient";
             }
