@@ -348,4 +348,15 @@ pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
     if r.smtp_command.is_empty() {
         r.smtp_command = text::smtp_command(diag).to_string();
     }
+    if r.remote_mta.is_empty() {
+        if let Some(h) = REMOTE_HOST.captures(diag).and_then(|c| c.get(1).or_else(|| c.get(2))) {
+            r.remote_mta = h.as_str().trim_end_matches('.').to_string();
+            r.provenance.push(("remote_mta".into(), "host named in the error text".into()));
+        }
+    }
 }
+
+/// "host mx.example.net [192.0.2.1]" / "mx.example.net[192.0.2.1] said:" in an error text.
+static REMOTE_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    crate::parse::text::re(r"(?i)\bhost\s+([a-z0-9][a-z0-9.-]*\.[a-z]{2,}\.?)\s*\[|\b([a-z0-9][a-z0-9.-]*\.[a-z]{2,})\[[0-9a-f.:]+\]\s+said").expect("regex")
+});
