@@ -14,6 +14,10 @@ rebound --version
 test -f /etc/rebound/rebound.toml
 man -w rebound >/dev/null 2>&1 || test -f /usr/share/man/man1/rebound.1.gz
 if command -v systemd-analyze >/dev/null; then
-    systemd-analyze verify /lib/systemd/system/rebound.socket /lib/systemd/system/rebound.service
+    units=$(dpkg -L rebound | grep -E '/systemd/system/rebound\.(socket|service)$')
+    # shellcheck disable=SC2086
+    out=$(systemd-analyze verify $units 2>&1) || { echo "$out" >&2; exit 1; }
+    [ -z "$out" ] || { echo "systemd-analyze verify: $out" >&2; exit 1; }
+    echo "systemd-analyze verify: clean ($(echo $units))"
 fi
 echo "deb.sh: $deb installed and verified in $(( $(date +%s) - start ))s"

@@ -11,4 +11,4 @@ rm -rf target/man target/completions
 "$bin" generate man target/man >/dev/null
 gzip -9n target/man/*.1
 for shell in bash zsh fish; do "$bin" generate completions "$shell" target/completions >/dev/null; done
-cargo deb --no-build --no-strip 2>&1 | tail -1
+cargo deb --no-build --strip 2>&1 | tail -1

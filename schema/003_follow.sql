@@ -6,8 +6,9 @@ ALTER TABLE events ADD COLUMN queue_id TEXT NOT NULL DEFAULT '';
 -- Postfix's own DSN): the earlier event's id. Duplicates change no address status and
 -- are left out of counts and reports.
 ALTER TABLE events ADD COLUMN duplicate_of INTEGER REFERENCES events (id);
-CREATE INDEX events_queue_id ON events (queue_id);
-CREATE INDEX events_original_message_id ON events (original_message_id);
+-- Dedup looks events up by (queue id | original Message-ID, recipient).
+CREATE INDEX events_queue_id ON events (queue_id, recipient COLLATE NOCASE);
+CREATE INDEX events_original_message_id ON events (original_message_id, recipient COLLATE NOCASE);
 
 -- Where each followed log was read to. A restart resumes at offset in the file with
 -- this device/inode whose first line hashes to first_line_hash (else the file was

@@ -12,7 +12,7 @@ use crate::store::{query, StoreError};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -252,6 +252,9 @@ struct Work {
     occurred_at: i64,
 }
 
+/// Messages as read: (index of the input file, bytes).
+type RawBatch = Batch<(usize, Vec<u8>)>;
+
 struct Batch<T> {
     seq: u64,
     items: Vec<T>,
@@ -275,7 +278,7 @@ pub fn ingest(
     let inputs = collect_inputs(paths)?;
     let mut summary = IngestSummary { bytes_total: inputs.iter().map(|(_, n)| n).sum(), ..Default::default() };
     let workers = opts.workers.max(1);
-    let (raw_tx, raw_rx) = sync_channel::<Batch<(usize, Vec<u8>)>>(workers * 2);
+    let (raw_tx, raw_rx) = sync_channel::<RawBatch>(workers * 2);
     let (done_tx, done_rx) = sync_channel::<Batch<Item>>(workers * 2);
     // Owned by the workers only: when they stop, the reader's sends fail and it stops.
     let raw_rx = Arc::new(Mutex::new(raw_rx));
@@ -298,7 +301,7 @@ pub fn ingest(
     Ok(summary)
 }
 
-fn read_files(inputs: &[(PathBuf, u64)], opts: &IngestOptions, tx: std::sync::mpsc::SyncSender<Batch<(usize, Vec<u8>)>>) {
+fn read_files(inputs: &[(PathBuf, u64)], opts: &IngestOptions, tx: std::sync::mpsc::SyncSender<RawBatch>) {
     let mut seq = 0u64;
     let new_batch = |seq: u64| Batch { seq, items: Vec::new(), bytes_read: 0, files_done: 0, errors: Vec::new() };
     let mut batch = new_batch(seq);
@@ -344,7 +347,7 @@ fn read_files(inputs: &[(PathBuf, u64)], opts: &IngestOptions, tx: std::sync::mp
 }
 
 fn work(
-    rx: &Mutex<Receiver<Batch<(usize, Vec<u8>)>>>,
+    rx: &Mutex<Receiver<RawBatch>>,
     tx: std::sync::mpsc::SyncSender<Batch<Item>>,
     db: &Path,
     classifier: &Classifier,
@@ -381,10 +384,11 @@ fn work(
 
 fn prepare(raw: Vec<u8>, sha256: &str, classifier: &Classifier, opts: &IngestOptions, now: i64) -> Work {
     let processed = process_message(&raw, classifier);
-    let headers = top_headers(&raw);
-    let recipient = header(headers, b"delivered-to").or_else(|| header(headers, b"x-original-to")).unwrap_or_default();
-    let sender = header(headers, b"return-path").unwrap_or_default();
-    let occurred_at = header(headers, b"date")
+    let h = EnvelopeHeaders::scan(top_headers(&raw));
+    let recipient = h.delivered_to.or(h.x_original_to).unwrap_or_default();
+    let sender = h.return_path.unwrap_or_default();
+    let occurred_at = h
+        .date
         .and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
         .map(|d| d.timestamp())
         .filter(|t| *t > 315_532_800 && *t <= now + 86_400)
@@ -475,10 +479,29 @@ pub fn hex_sha256(raw: &[u8]) -> String {
 
 /// Raw deflate (RFC 1951) of a message, as stored in `messages.raw`.
 pub fn deflate(raw: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::DeflateEncoder::new(Vec::with_capacity(raw.len() / 3), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(raw);
-    enc.finish().unwrap_or_default()
+    thread_local! {
+        // One compressor per thread, reset between messages: setting one up zeroes
+        // hundreds of KiB of tables, which costs more than compressing a small bounce.
+        static COMPRESS: std::cell::RefCell<flate2::Compress> =
+            std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
+    }
+    COMPRESS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.reset();
+        let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+        loop {
+            let consumed = usize::try_from(c.total_in()).unwrap_or(usize::MAX);
+            let input = raw.get(consumed..).unwrap_or_default();
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(64));
+            }
+            match c.compress_vec(input, &mut out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => return out,
+                Ok(_) => {}
+                Err(_) => return Vec::new(),
+            }
+        }
+    })
 }
 
 /// The header block of a message (up to the first empty line, at most 64 KiB).
@@ -490,24 +513,44 @@ fn top_headers(raw: &[u8]) -> &[u8] {
     head.get(..end).unwrap_or_default()
 }
 
-/// The first value of header `name` (lower case) in a header block, unfolded.
-fn header(headers: &[u8], name: &[u8]) -> Option<String> {
-    let mut lines = headers.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        let Some(colon) = memchr::memchr(b':', line) else { continue };
-        let (field, rest) = line.split_at(colon);
-        if !field.eq_ignore_ascii_case(name) {
-            continue;
+/// The top-level header fields ingest reads: where the message was delivered (the
+/// return path, for correlation), its envelope sender and its date.
+#[derive(Debug, Default)]
+struct EnvelopeHeaders {
+    delivered_to: Option<String>,
+    x_original_to: Option<String>,
+    return_path: Option<String>,
+    date: Option<String>,
+}
+
+impl EnvelopeHeaders {
+    /// One pass over a header block; the first occurrence of each field wins, unfolded.
+    fn scan(headers: &[u8]) -> EnvelopeHeaders {
+        let mut out = EnvelopeHeaders::default();
+        let mut lines = headers.split(|&b| b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            let Some(colon) = memchr::memchr(b':', line) else { continue };
+            let (field, rest) = line.split_at(colon);
+            let slot = match field.len() {
+                4 if field.eq_ignore_ascii_case(b"date") => &mut out.date,
+                11 if field.eq_ignore_ascii_case(b"return-path") => &mut out.return_path,
+                12 if field.eq_ignore_ascii_case(b"delivered-to") => &mut out.delivered_to,
+                13 if field.eq_ignore_ascii_case(b"x-original-to") => &mut out.x_original_to,
+                _ => continue,
+            };
+            if slot.is_some() {
+                continue;
+            }
+            let mut value = String::from_utf8_lossy(rest.get(1..).unwrap_or_default()).trim().to_string();
+            while let Some(next) = lines.peek().filter(|l| l.first().is_some_and(|b| *b == b' ' || *b == b'\t')) {
+                value.push(' ');
+                value.push_str(String::from_utf8_lossy(next).trim());
+                lines.next();
+            }
+            *slot = Some(value);
         }
-        let mut value = String::from_utf8_lossy(rest.get(1..).unwrap_or_default()).trim().to_string();
-        while let Some(next) = lines.peek().filter(|l| l.first().is_some_and(|b| *b == b' ' || *b == b'\t')) {
-            value.push(' ');
-            value.push_str(String::from_utf8_lossy(next).trim());
-            lines.next();
-        }
-        return Some(value);
+        out
     }
-    None
 }
 
 #[cfg(test)]
@@ -547,10 +590,20 @@ mod tests {
 
     #[test]
     fn headers() {
-        let raw = b"Delivered-To: bounce+x@b.example\nDate: Tue, 1 Dec 2026\n  10:00:00 +0000\n\nDate: no\n";
-        let h = top_headers(raw);
-        assert_eq!(header(h, b"delivered-to").as_deref(), Some("bounce+x@b.example"));
-        assert_eq!(header(h, b"date").as_deref(), Some("Tue, 1 Dec 2026 10:00:00 +0000"));
-        assert_eq!(header(h, b"subject"), None);
+        let raw = b"Delivered-To: bounce+x@b.example\nDate: Tue, 1 Dec 2026\n  10:00:00 +0000\nDelivered-To: y\n\nDate: no\n";
+        let h = EnvelopeHeaders::scan(top_headers(raw));
+        assert_eq!(h.delivered_to.as_deref(), Some("bounce+x@b.example"));
+        assert_eq!(h.date.as_deref(), Some("Tue, 1 Dec 2026 10:00:00 +0000"));
+        assert_eq!(h.return_path, None);
+    }
+
+    #[test]
+    fn deflate_round_trips() {
+        use std::io::Read;
+        for raw in [&b""[..], b"Subject: x\n\nbody\n", &vec![b'a'; 300_000]] {
+            let mut out = Vec::new();
+            flate2::read::DeflateDecoder::new(&deflate(raw)[..]).read_to_end(&mut out).unwrap();
+            assert_eq!(out, raw);
+        }
     }
 }

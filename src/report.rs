@@ -18,10 +18,10 @@ pub const COMPLAINT_CRITICAL: f64 = 0.003;
 
 /// A time or duration that does not parse.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid time {0:?}: use a duration (90s, 30m, 12h, 7d, 2w), a date (2026-11-01), RFC 3339 or @UNIX")]
+#[error("invalid time {0:?}: use a duration (90s, 30m, 12h, 7d, 2w, 1y), a date (2026-11-01), RFC 3339 or @UNIX")]
 pub struct TimeSpecError(pub String);
 
-/// A duration such as `90s`, `30m`, `12h`, `7d`, `2w` in seconds.
+/// A duration such as `90s`, `30m`, `12h`, `7d`, `2w`, `1y` (365 days) in seconds.
 pub fn parse_duration_secs(s: &str) -> Result<i64, TimeSpecError> {
     let err = || TimeSpecError(s.to_string());
     let s = s.trim();
@@ -34,6 +34,7 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, TimeSpecError> {
         "h" => 3600,
         "d" | "" => 86_400,
         "w" => 7 * 86_400,
+        "y" => 365 * 86_400,
         _ => return Err(err()),
     };
     n.checked_mul(mult).ok_or_else(err)
@@ -343,7 +344,8 @@ mod tests {
         assert_eq!(parse_time("2026-11-01T01:00:00+01:00", now).unwrap(), 1_793_491_200);
         assert_eq!(parse_time("@12", now).unwrap(), 12);
         assert!(parse_time("yesterday", now).is_err());
-        assert!(parse_duration_secs("7y").is_err());
+        assert!(parse_duration_secs("7x").is_err());
+        assert_eq!(parse_duration_secs("1y").unwrap(), 365 * 86_400);
         assert_eq!(parse_duration_secs("180d").unwrap(), 180 * 86_400);
     }
 }

@@ -189,3 +189,38 @@ mod tests {
         assert_eq!(Classifier::with_default_rules().classify(&r).reason, Reason::Vacation);
     }
 }
+
+#[cfg(test)]
+mod cost {
+    use super::*;
+
+    /// Prints the classification cost per record (a measurement, not a timed assertion):
+    /// `cargo test --release --lib classify::cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "measurement"]
+    fn classify_cost_per_record() {
+        let texts = [
+            ("5.1.1", "550 5.1.1 <kijitora@example.jp>... User Unknown"),
+            ("5.7.1", "550 5.7.1 Service unavailable; client [192.0.2.1] blocked using zen.spamhaus.org"),
+            ("4.7.0", "421 4.7.0 [TSS04] Messages from 192.0.2.192 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes"),
+            ("5.0.0", "host mx.example.jp[192.0.2.22] said: 550 Unknown user kijitora@example.net (in reply to end of DATA command)"),
+            ("", "Delivery to the following recipient failed permanently: Technical details of permanent failure: Google tried to deliver your message, but it was rejected by the server for the recipient domain example.jp by mx.example.jp. [192.0.2.1]. The error that the other server returned was: 550 5.2.2 mailbox full"),
+        ];
+        let c = Classifier::with_default_rules();
+        let records: Vec<Record> = texts.iter().map(|(s, t)| reply_record(Some(550), s, t)).collect();
+        let n = 200_000;
+        let start = std::time::Instant::now();
+        let mut hard = 0;
+        for i in 0..n {
+            hard += usize::from(c.classify(&records[i % records.len()]).hard);
+        }
+        let per = start.elapsed().as_nanos() as f64 / n as f64;
+        eprintln!("classify: {per:.0} ns per record ({hard} hard)");
+        let start = std::time::Instant::now();
+        for i in 0..n {
+            hard += usize::from(c.rules().decide(&records[i % records.len()]).is_some());
+        }
+        eprintln!("decide only: {:.0} ns per record", start.elapsed().as_nanos() as f64 / n as f64);
+    }
+}
+

@@ -168,8 +168,33 @@ impl<'a> Facts<'a> {
             (_, Some(c)) if (400..600).contains(&c) => c < 500,
             _ => record.kind == Kind::Delay,
         };
-        Facts { status, temporary, command: normalize_command(&record.smtp_command), record }
+        let mut command = normalize_command(&record.smtp_command);
+        if command.is_empty() {
+            command = command_in_text(&record.diagnostic).to_string();
+        }
+        Facts { status, temporary, command, record }
     }
+}
+
+/// The SMTP command an error text names when the parser could not tell ("in reply to
+/// RCPT TO command", Yahoo's "[RCPT_TO]", Exim's "after MAIL FROM", ...), or "".
+fn command_in_text(text: &str) -> &'static str {
+    static MARKERS: std::sync::OnceLock<Option<RegexSet>> = std::sync::OnceLock::new();
+    const COMMANDS: [&str; 4] = ["RCPT", "MAIL", "DATA", "CONN"];
+    let set = MARKERS.get_or_init(|| {
+        RegexSet::new([
+            r"(?i-u)(in reply to|after|did not like our) rcpt to|\[rcpt_to\]|does not like recipient",
+            r"(?i-u)(in reply to|after) mail from|\[mail_from\]|sender was rejected",
+            r"(?i-u)(in reply to|after) (end of )?data|did not like our (final )?data",
+            r"(?i-u)refused to talk to me|after initial connection|my name was rejected|while performing the (helo|ehlo)",
+        ])
+        .ok()
+    });
+    let Some(set) = set else { return "" };
+    if text.is_empty() {
+        return "";
+    }
+    set.matches(text.as_bytes()).iter().next().and_then(|i| COMMANDS.get(i).copied()).unwrap_or("")
 }
 
 /// RCPT, MAIL, DATA, HELO, EHLO, CONN, QUIT ... from the many ways bounces name them.
@@ -286,7 +311,7 @@ fn ascii_pattern(p: &str) -> String {
             None => out.push('\\'),
         }
     }
-    format!("(?i){out}")
+    out
 }
 
 fn line_of(text: &str, id: &str) -> usize {
@@ -378,20 +403,25 @@ impl RuleSet {
                 "from-status" => ReasonSpec::FromStatus,
                 n => ReasonSpec::Fixed(Reason::from_name(n).ok_or_else(|| err(format!("unknown reason {n:?}")))?),
             };
+            // One pattern per rule (its alternatives joined): the set tracks far fewer
+            // patterns, which keeps its overlapping search fast.
             let mut idx = Vec::new();
+            let mut bodies = Vec::new();
             for p in &spec.text {
-                let rewritten = ascii_pattern(p);
-                if let Some(&i) = index.get(&rewritten) {
-                    idx.push(i);
-                    continue;
-                }
-                regex::bytes::RegexBuilder::new(&rewritten)
+                let body = ascii_pattern(p);
+                regex::bytes::RegexBuilder::new(&format!("(?i-u){body}"))
                     .size_limit(1 << 20)
                     .build()
                     .map_err(|e| err(format!("text {p:?}: {e}")))?;
-                index.insert(rewritten.clone(), patterns.len());
-                idx.push(patterns.len());
-                patterns.push(rewritten);
+                bodies.push(format!("(?:{body})"));
+            }
+            if !bodies.is_empty() {
+                let joined = format!("(?i-u){}", bodies.join("|"));
+                let i = *index.entry(joined.clone()).or_insert_with(|| {
+                    patterns.push(joined);
+                    patterns.len() - 1
+                });
+                idx.push(i);
             }
             let status = spec.status.iter()
                 .map(|s| StatusPattern::parse(s).ok_or_else(|| err(format!("bad status pattern {s:?}"))))

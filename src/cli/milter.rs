@@ -4,7 +4,7 @@ use rebound::classify::Classifier;
 use rebound::milter::record::SqliteRecorder;
 use rebound::milter::server::{self, Limits, Listeners};
 use rebound::milter::session::SessionContext;
-use rebound::milter::{TokenCheck, TokenStatus};
+use rebound::milter::token::VerpTokenCheck;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +27,8 @@ pub struct MilterArgs {
     /// Unix socket to listen on (repeatable; replaces the config's [milter] sockets).
     #[arg(long = "socket", value_name = "PATH")]
     pub socket: Vec<PathBuf>,
-    /// Domain whose recipients are return paths (repeatable; added to bounce_domains).
+    /// Domain whose recipients are return paths (repeatable; added to bounce_domains,
+    /// which default to the [verp] domain).
     #[arg(long = "bounce-domain", value_name = "DOMAIN")]
     pub bounce_domain: Vec<String>,
     /// Refuse forged or expired VERP tokens at RCPT with 550 5.7.1.
@@ -45,14 +46,15 @@ pub fn run(g: &super::Globals, a: MilterArgs) -> anyhow::Result<ExitCode> {
     }
     mc.bounce_domains.extend(a.bounce_domain);
     mc.reject_invalid_verp |= a.reject_invalid_verp;
-    let policy = mc.policy();
+    let policy = mc.policy(&config.verp);
     if policy.bounce_domains.is_empty() {
-        eprintln!("rebound milter: no bounce domain: set [milter] bounce_domains or pass --bounce-domain");
+        eprintln!("rebound milter: no bounce domain: set [milter] bounce_domains, [verp] domain or pass --bounce-domain");
         return Ok(ExitCode::from(2));
     }
+    let keys = rebound::verp_keys::cached(&config.verp)?;
+    let check = Arc::new(VerpTokenCheck::new(keys, config.verp.clone()));
     let recorder = SqliteRecorder::open(&config.store.db, Classifier::with_default_rules(), config.verp.clone())
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
-    let check = token_check(&config, policy.reject_invalid_verp);
     let ctx = Arc::new(SessionContext {
         policy: Arc::new(policy),
         check,
@@ -76,15 +78,6 @@ pub fn run(g: &super::Globals, a: MilterArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The RCPT-time token check. Switch point: until the VERP module is available this
-/// judges no token (every recipient passes RCPT; correlation still verifies at EOM).
-fn token_check(_config: &rebound::config::Config, rejecting: bool) -> Arc<dyn TokenCheck> {
-    if rejecting {
-        tracing::warn!("milter: reject_invalid_verp is on but VERP verification is not built in yet; no recipient is refused");
-    }
-    Arc::new(|_: &str| TokenStatus::Absent)
 }
 
 async fn shutdown_signal() {

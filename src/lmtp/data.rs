@@ -171,4 +171,14 @@ mod tests {
     fn bare_lf_terminator() {
         assert_eq!(read_all(&[b"a\n.\n"], 100, 100).1, Some(DataEnd::Complete(b"a\n".to_vec())));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_split_does_not_matter(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), cut in 0usize..400, line in 1usize..50) {
+            let whole = read_all(&[&input], 200, line);
+            let cut = cut.min(input.len());
+            let (a, b) = input.split_at(cut);
+            proptest::prop_assert_eq!(read_all(&[a, b], 200, line), whole);
+        }
+    }
 }

@@ -500,4 +500,15 @@ mod tests {
         Reply { code: 250, lines: vec!["a".into(), "b".into()] }.write_to(&mut out);
         assert_eq!(out, b"250-a\r\n250 b\r\n");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_command_line_gets_a_reply(lines in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), 0..20)) {
+            let mut p = Protocol::new("mx.test", ProtocolLimits::default());
+            for line in &lines {
+                let a = p.command(line);
+                proptest::prop_assert!((200..600).contains(&code(&a)));
+            }
+        }
+    }
 }

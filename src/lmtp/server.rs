@@ -140,7 +140,8 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::R
                 match shared.slots.clone().try_acquire_owned() {
                     Ok(permit) => {
                         tokio::spawn(async move {
-                            let result = match stream {
+                            let mut stream = stream;
+                            let result = match &mut stream {
                                 Stream::Tcp(s) => {
                                     let _ = s.set_nodelay(true);
                                     session::run(s, &shared.session, &shared.delivery, stop).await
@@ -150,7 +151,9 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::R
                             if let Err(e) = result {
                                 tracing::debug!(error = %e, "session ended with an I/O error");
                             }
+                            // Free the slot before the peer can see the close.
                             drop(permit);
+                            drop(stream);
                         });
                     }
                     Err(_) => {

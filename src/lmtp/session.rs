@@ -93,6 +93,7 @@ pub async fn run<S>(stream: S, config: &SessionConfig, delivery: &Delivery, mut 
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let _producer = delivery.writer.producer();
     let mut conn = Conn { stream, buf: Vec::with_capacity(64 << 10), start: 0, out: Vec::with_capacity(4096) };
     let mut proto = Protocol::new(&config.hostname, config.limits.clone()).with_rcpt_gate(delivery.rcpt_gate());
     conn.queue(&proto.greeting());

@@ -270,13 +270,17 @@ impl Follower {
     /// Reads and commits the complete lines after `log.offset` (at most one chunk);
     /// `final_part` also takes a last line without its newline. Returns bytes consumed.
     fn read_chunk(&mut self, log: &mut OpenLog, final_part: bool) -> Result<usize, MaillogError> {
-        let mut buf = vec![0u8; CHUNK_BYTES];
+        let avail = log.len().saturating_sub(log.offset);
+        if avail == 0 {
+            return Ok(0);
+        }
+        let mut buf = vec![0u8; CHUNK_BYTES.min(avail as usize)];
         let n = read_at_full(&log.file, &mut buf, log.offset).map_err(|source| MaillogError::Io { path: self.path.clone(), source })?;
         buf.truncate(n);
         let used = match memchr::memrchr(b'\n', &buf) {
             Some(i) => i + 1,
             // An over-long line: taken as it is rather than waited for forever.
-            None if n == CHUNK_BYTES || (final_part && n > 0) => n,
+            None if n == CHUNK_BYTES || final_part => n,
             None => return Ok(0),
         };
         let text = buf.get(..used).unwrap_or_default();

@@ -15,9 +15,10 @@ pub struct MilterConfig {
     /// Permissions of the unix sockets, octal (the MTA's user must be able to connect).
     pub socket_mode: String,
     /// Domains whose recipients are return paths (bounce addresses); mail to no other
-    /// domain is looked at.
+    /// domain is looked at. Empty: the `[verp]` domain.
     pub bounce_domains: Vec<String>,
-    /// Refuse recipients with a forged or expired VERP token at RCPT (550 5.7.1).
+    /// Refuse recipients with a forged or expired VERP token at RCPT (550 5.7.1); also on
+    /// when `[verp] reject_invalid_verp` is.
     pub reject_invalid_verp: bool,
     /// After a message is recorded: `accept` (it goes on to its mailbox) or `discard`.
     pub on_eom: OnEom,
@@ -49,16 +50,17 @@ impl Default for MilterConfig {
 }
 
 impl MilterConfig {
-    /// The protocol decisions this configuration makes.
-    pub fn policy(&self) -> Policy {
+    /// The protocol decisions this configuration makes, with the `[verp]` section's
+    /// domain and reject setting as fallbacks.
+    pub fn policy(&self, verp: &crate::verp::VerpConfig) -> Policy {
+        let domains = if self.bounce_domains.is_empty() { std::slice::from_ref(&verp.domain) } else { &self.bounce_domains[..] };
         Policy {
-            bounce_domains: self
-                .bounce_domains
+            bounce_domains: domains
                 .iter()
                 .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
                 .filter(|d| !d.is_empty())
                 .collect(),
-            reject_invalid_verp: self.reject_invalid_verp,
+            reject_invalid_verp: self.reject_invalid_verp || verp.reject_invalid_verp,
             on_eom: self.on_eom,
             max_message_bytes: self.max_message_bytes,
         }
@@ -82,7 +84,7 @@ mod tests {
              reject_invalid_verp = true\non_eom = \"discard\"\nsocket_mode = \"0666\"\n",
         )
         .unwrap();
-        let p = c.milter.policy();
+        let p = c.milter.policy(&c.verp);
         assert_eq!(p.bounce_domains, vec!["bounce.example.com"]);
         assert!(p.reject_invalid_verp);
         assert_eq!(p.on_eom, OnEom::Discard);
@@ -91,9 +93,17 @@ mod tests {
     }
 
     #[test]
+    fn verp_section_fills_in() {
+        let c = Config::from_toml("[verp]\ndomain = \"B.example\"\nreject_invalid_verp = true\n").unwrap();
+        let p = c.milter.policy(&c.verp);
+        assert_eq!(p.bounce_domains, vec!["b.example"]);
+        assert!(p.reject_invalid_verp);
+    }
+
+    #[test]
     fn defaults_are_safe() {
         let c = Config::from_toml("").unwrap();
-        assert!(!c.milter.reject_invalid_verp);
+        assert!(!c.milter.policy(&c.verp).reject_invalid_verp);
         assert_eq!(c.milter.on_eom, OnEom::Accept);
         assert!(Config::from_toml("[milter]\non_eom = \"bounce\"\n").is_err());
     }

@@ -124,12 +124,13 @@ pub struct Milter {
     protocol: Option<u32>,
     macros: HashMap<u8, Vec<(String, String)>>,
     tx: Option<Transaction>,
+    oversized: u64,
 }
 
 impl Milter {
     /// A fresh connection.
     pub fn new(policy: Arc<Policy>, check: Arc<dyn TokenCheck>) -> Milter {
-        Milter { policy, check, protocol: None, macros: HashMap::new(), tx: None }
+        Milter { policy, check, protocol: None, macros: HashMap::new(), tx: None, oversized: 0 }
     }
 
     /// Decodes a packet and handles the command.
@@ -147,6 +148,11 @@ impl Milter {
             .find(|(k, _)| k == name || *k == braced)
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
+    }
+
+    /// How many bounce-domain messages were too big to record on this connection.
+    pub fn oversized(&self) -> u64 {
+        self.oversized
     }
 
     /// True between MAIL and the end (or abort) of that message.
@@ -197,7 +203,7 @@ impl Milter {
             Command::EndOfHeaders => match self.pass_unless_ours() {
                 Some(step) => step,
                 None => {
-                    self.with_tx(|tx, max| start_body(tx, max));
+                    self.with_tx(start_body);
                     ack(proto::NR_EOH)
                 }
             },
@@ -303,6 +309,7 @@ impl Milter {
             return Step::Reply(Reply::Accept);
         }
         if tx.overflow {
+            self.oversized += 1;
             // Too big to parse: refuse it only where rebound is its only consumer (a
             // bounce refused at the door is the sender's to keep); otherwise let it pass.
             let step = if may_discard(&self.policy, tx) {

@@ -222,6 +222,7 @@ fn oversized_messages_are_refused_only_where_discarding() {
     let Step::Reply(Reply::ReplyCode(text)) = message(&mut m, &["bounce+a@bounce.example.com"]) else { panic!() };
     assert!(text.starts_with("552 5.3.4"));
     assert!(!m.in_message());
+    assert_eq!(m.oversized(), 1);
     let mut m = milter_with(policy(OnEom::Accept, false, 16), ALL_PROTOCOL);
     assert_eq!(message(&mut m, &["bounce+a@bounce.example.com"]), Step::Reply(Reply::Accept));
 }

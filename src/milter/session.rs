@@ -82,7 +82,12 @@ where
             Command::Rcpt { recipient, .. } => Some(crate::store::event::domain_of(recipient)),
             _ => None,
         };
-        let reply = match milter.handle(cmd)? {
+        let oversized = milter.oversized();
+        let step = milter.handle(cmd)?;
+        if milter.oversized() > oversized {
+            tracing::warn!(queue_id = milter.macro_value("i"), max_message_bytes = ctx.policy.max_message_bytes, "milter: message too big to record");
+        }
+        let reply = match step {
             Step::Silent => continue,
             Step::Close => return Ok(()),
             Step::Reply(reply) => {

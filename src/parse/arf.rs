@@ -7,6 +7,9 @@ use super::mime::Headers;
 use super::record::{Kind, Record};
 use super::text;
 
+/// The recipient of a complaint whose recipient is not disclosed.
+pub const UNDISCLOSED: &str = "undisclosed-recipient-in-headers@libsisimai.org.invalid";
+
 /// Complaint records from a feedback report, one per reported recipient.
 pub fn parse(ctx: &Context, orig: &Headers) -> Option<Vec<Record>> {
     let fields = match &ctx.feedback {
@@ -30,7 +33,12 @@ pub fn parse(ctx: &Context, orig: &Headers) -> Option<Vec<Record>> {
             }
         }
     }
-    let diagnostic = text::collapse(&ctx.text.chars().take(1000).collect::<String>());
+    if recipients.is_empty() {
+        // The complaint stands even when the recipient is undisclosed: a placeholder in
+        // the reserved .invalid domain (the name Sisimai uses) keeps the record.
+        recipients.push(UNDISCLOSED.to_string());
+    }
+    let diagnostic = text::collapse(text::prefix(&ctx.text, 1000));
     let records = recipients
         .into_iter()
         .map(|recipient| Record {

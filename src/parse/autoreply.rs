@@ -10,10 +10,10 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:auto(?:matic|matisch)?[\s_-]?(?:reply|response|antwort|respuesta)|autoreply|out of (?:the )?office|away from (?:the )?office|on vacation|vacation|abwesenheit|absence|r[ée]ponse automatique|自動応答|自動返信|不在)").expect("regex")
+    crate::parse::text::re(r"(?i)^\s*(?:auto(?:matic|matisch)?[\s_-]?(?:reply|response|antwort|respuesta)|autoreply|out of (?:the )?office|away from (?:the )?office|on vacation|vacation|abwesenheit|absence|r[ée]ponse automatique|自動応答|自動返信|不在)").expect("regex")
 });
 static RETURN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:return(?:ing)?|back|until|till|through|reachable again)\b[^.\n]{0,40}?\b(\d{4}-\d{2}-\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:,?\s+\d{4})?)").expect("regex")
+    crate::parse::text::re(r"(?i)\b(?:return(?:ing)?|back|until|till|through|reachable again)\b[^.\n]{0,40}?\b(\d{4}-\d{2}-\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:,?\s+\d{4})?)").expect("regex")
 });
 
 /// Whether the headers mark the message as an automatic reply.
@@ -46,8 +46,8 @@ pub fn parse(ctx: &Context) -> Option<Record> {
     if text::is_system_address(&from) {
         return None;
     }
-    let body = ctx.text.chars().take(4000).collect::<String>();
-    let return_date = return_date(&body, ctx.headers.get_or_empty("date")).unwrap_or_default();
+    let body = text::prefix(&ctx.text, 4000);
+    let return_date = return_date(body, ctx.headers.get_or_empty("date")).unwrap_or_default();
     let mut prov = vec![("recipient".to_string(), "From of the auto-reply".to_string())];
     if !return_date.is_empty() {
         prov.push(("return_date".into(), "date stated in the reply text".into()));
@@ -55,7 +55,7 @@ pub fn parse(ctx: &Context) -> Option<Record> {
     Some(Record {
         kind: Kind::Autoreply,
         recipient: from,
-        diagnostic: text::collapse(&body).chars().take(1000).collect(),
+        diagnostic: text::prefix(&text::collapse(body), 1000).to_string(),
         return_date,
         agent: "RFC3834".into(),
         reason_hint: "vacation".into(),

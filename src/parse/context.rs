@@ -8,7 +8,9 @@ use super::mime::{self, ContentType, Headers, MAX_DEPTH, MAX_PARTS};
 /// Most report text kept (bytes); non-standard formats are recognised within it.
 const MAX_TEXT: usize = 128 * 1024;
 /// Most bytes of the returned original kept.
-const MAX_ORIGINAL: usize = 256 * 1024;
+const MAX_ORIGINAL: usize = 64 * 1024;
+/// Most bytes of the original's body kept (a forwarded report is read from it).
+const ORIGINAL_BODY: usize = 16 * 1024;
 
 /// What a message holds, split by role.
 #[derive(Debug, Default)]
@@ -29,8 +31,8 @@ pub struct Context {
     pub report_type: String,
     /// Parts visited (bounded by MAX_PARTS).
     pub parts_seen: usize,
-    /// Text from text/html parts, tags removed, used when no plain text exists.
-    html_text: String,
+    /// Text/html parts (decoded bytes), read only when no plain text exists.
+    html_parts: Vec<Vec<u8>>,
 }
 
 impl Context {
@@ -46,8 +48,13 @@ impl Context {
         }
         let cte = ctx.headers.get("content-transfer-encoding").map(str::to_string);
         ctx.entity(&ct, cte.as_deref(), body, 0);
-        if ctx.text.trim().is_empty() && !ctx.html_text.is_empty() {
-            ctx.text = std::mem::take(&mut ctx.html_text);
+        if ctx.text.trim().is_empty() && !ctx.html_parts.is_empty() {
+            let mut t = String::new();
+            for h in std::mem::take(&mut ctx.html_parts) {
+                t.push_str(&strip_tags(&to_text(&h, MAX_TEXT)));
+                t.push('\n');
+            }
+            ctx.text = t;
             ctx.split_inline_original();
         }
         ctx
@@ -93,16 +100,18 @@ impl Context {
             "message/rfc822" | "message/global" | "text/rfc822-headers" | "message/rfc822-headers"
             | "message/partial" | "text/rfc822" => {
                 if self.original.is_none() {
+                    let body = body.get(..body.len().min(MAX_ORIGINAL * 2)).unwrap_or(body);
                     let d = mime::decode_body(body, cte);
-                    self.original = Some(to_text(&d, MAX_ORIGINAL));
+                    // Its header block and the start of its body are all that is read.
+                    let (h, b) = mime::split_header_body(&d);
+                    let keep = (h.len() + b.len().min(ORIGINAL_BODY)).min(MAX_ORIGINAL);
+                    self.original = Some(to_text(&d, keep));
                 }
             }
             "text/html" => {
-                let d = mime::decode_body(body, cte);
-                if self.html_text.len() < MAX_TEXT {
-                    let t = strip_tags(&to_text(&d, MAX_TEXT));
-                    self.html_text.push_str(&t);
-                    self.html_text.push('\n');
+                if self.html_parts.len() < 4 && self.text.trim().is_empty() {
+                    let body = body.get(..body.len().min(MAX_TEXT * 2)).unwrap_or(body);
+                    self.html_parts.push(mime::decode_body(body, cte).into_owned());
                 }
             }
             m if m.starts_with("text/") || m == "application/octet-stream" && depth == 0 => {
@@ -116,8 +125,11 @@ impl Context {
         if self.text.len() >= MAX_TEXT {
             return;
         }
+        let room = MAX_TEXT - self.text.len();
+        // Decode no more than can be kept (base64 shrinks, so twice the room is plenty).
+        let body = body.get(..body.len().min(room.saturating_mul(2))).unwrap_or(body);
         let d = mime::decode_body(body, cte);
-        let t = to_text(&d, MAX_TEXT - self.text.len());
+        let t = to_text(&d, room);
         let start = self.text.len();
         self.text.push_str(&t);
         self.text.push('\n');
@@ -137,7 +149,7 @@ impl Context {
     fn split_inline_original_from(&mut self, start: usize) {
         let Some(at) = find_header_block(self.text.get(start..).unwrap_or("")) else { return };
         let at = start + at;
-        let original: String = self.text.get(at..).unwrap_or("").chars().take(MAX_ORIGINAL).collect();
+        let original = super::text::prefix(self.text.get(at..).unwrap_or(""), MAX_ORIGINAL).to_string();
         self.original = Some(original);
         self.text.truncate(at);
     }
@@ -146,11 +158,23 @@ impl Context {
 /// Bytes → String with LF line ends, at most `max` bytes (cut at a char boundary).
 pub fn to_text(bytes: &[u8], max: usize) -> String {
     let bytes = bytes.get(..max.min(bytes.len())).unwrap_or(bytes);
-    let s = String::from_utf8_lossy(bytes);
-    if memchr::memchr(b'\r', s.as_bytes()).is_some() {
-        s.replace("\r\n", "\n").replace('\r', "\n")
-    } else {
-        s.into_owned()
+    if memchr::memchr(b'\r', bytes).is_none() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut v = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(n) = memchr::memchr(b'\r', bytes.get(i..).unwrap_or(&[])) {
+        v.extend_from_slice(bytes.get(i..i + n).unwrap_or(&[]));
+        v.push(b'\n');
+        i += n + 1;
+        if bytes.get(i) == Some(&b'\n') {
+            i += 1;
+        }
+    }
+    v.extend_from_slice(bytes.get(i..).unwrap_or(&[]));
+    match String::from_utf8(v) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 
@@ -165,31 +189,33 @@ const ORIGINAL_HEADERS: &[&str] = &[
 const STRONG_HEADERS: &[&str] =
     &["received", "return-path", "message-id", "dkim-signature", "mime-version", "delivered-to", "x-received", "domainkey-signature", "arc-seal", "authentication-results"];
 
-fn header_name(line: &str) -> Option<String> {
-    let colon = line.find(':')?;
+fn header_name(line: &str) -> Option<&str> {
+    let colon = memchr::memchr(b':', line.as_bytes())?;
     let name = line.get(..colon)?;
     if name.is_empty() || name.len() > 40 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return None;
     }
-    Some(name.to_ascii_lowercase())
+    Some(name)
 }
 
-/// Finds the start of the first block of at least three header lines (continuations
-/// allowed) that includes a header only a real message carries.
+fn one_of(name: &str, set: &[&str]) -> bool {
+    set.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// Finds the start of the first block of header lines that is a returned message:
+/// at least three fields including one only a real message carries, or two fields
+/// right after a line announcing the original.
 pub fn find_header_block(text: &str) -> Option<usize> {
     let mut offset = 0;
-    let lines: Vec<(usize, &str)> = text
-        .split('\n')
-        .map(|l| {
-            let o = offset;
-            offset += l.len() + 1;
-            (o, l)
-        })
-        .collect();
+    let mut lines: Vec<(usize, &str)> = Vec::new();
+    for l in text.split('\n') {
+        lines.push((offset, l));
+        offset += l.len() + 1;
+    }
     let mut i = 0;
     while i < lines.len() {
         let (start, line) = lines[i];
-        let known = header_name(line).filter(|n| ORIGINAL_HEADERS.contains(&n.as_str()) || n.starts_with("x-"));
+        let known = header_name(line).filter(|n| one_of(n, ORIGINAL_HEADERS) || n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")));
         if known.is_none() {
             i += 1;
             continue;
@@ -205,7 +231,7 @@ pub fn find_header_block(text: &str) -> Option<usize> {
                 }
             } else if let Some(n) = header_name(l) {
                 fields += 1;
-                strong |= STRONG_HEADERS.contains(&n.as_str());
+                strong |= one_of(n, STRONG_HEADERS);
             } else {
                 break;
             }

@@ -11,16 +11,27 @@ pub const MAX_DEPTH: usize = 8;
 /// Most MIME parts visited in one message.
 pub const MAX_PARTS: usize = 128;
 
-/// Header fields of one entity: lower-cased names, unfolded values, in order.
+/// Header fields of one entity: lower-cased names, unfolded values, in order. All text
+/// lives in one buffer (one allocation per entity, not two per field).
 #[derive(Debug, Default, Clone)]
 pub struct Headers {
-    fields: Vec<(String, String)>,
+    buf: String,
+    /// (name start, name end = value start, value end) into `buf`.
+    fields: Vec<(u32, u32, u32)>,
 }
 
 impl Headers {
+    fn name(&self, f: &(u32, u32, u32)) -> &str {
+        self.buf.get(f.0 as usize..f.1 as usize).unwrap_or("")
+    }
+
+    fn value(&self, f: &(u32, u32, u32)) -> &str {
+        self.buf.get(f.1 as usize..f.2 as usize).unwrap_or("").trim()
+    }
+
     /// The first value of field `name` (lower case), if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.fields.iter().find(|f| self.name(f) == name).map(|f| self.value(f))
     }
 
     /// The first value of `name`, or "".
@@ -30,12 +41,12 @@ impl Headers {
 
     /// Every value of field `name` (lower case), in order.
     pub fn get_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.fields.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.fields.iter().filter(move |f| self.name(f) == name).map(|f| self.value(f))
     }
 
     /// All fields as (lower-case name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields.iter().map(|f| (self.name(f), self.value(f)))
     }
 
     /// Whether no field was found.
@@ -68,39 +79,58 @@ pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
     (raw, &[])
 }
 
-/// Parses a header block; lines that are not fields end the block.
+/// Parses a header block; lines that are not fields are skipped.
 pub fn parse_headers(block: &[u8]) -> Headers {
-    let mut fields: Vec<(String, String)> = Vec::new();
+    let block = block.get(..block.len().min(256 * 1024)).unwrap_or(block);
+    let mut h = Headers { buf: String::with_capacity(block.len()), fields: Vec::with_capacity(32) };
     for line in block.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            if let Some((_, v)) = fields.last_mut() {
-                if v.len() < 16 * 1024 {
-                    v.push(' ');
-                    v.push_str(String::from_utf8_lossy(line).trim());
+        let Some(&first) = line.first() else { continue };
+        if first == b' ' || first == b'\t' {
+            if let Some(last) = h.fields.last_mut() {
+                // The last field's value ends the buffer: extend it in place.
+                if (last.2 - last.1) < 16 * 1024 {
+                    h.buf.push(' ');
+                    push_lossy(&mut h.buf, trim_bytes(line));
+                    last.2 = h.buf.len() as u32;
                 }
             }
             continue;
         }
         // An mbox "From " line at the top is not a field.
-        if line.starts_with(b"From ") && fields.is_empty() {
+        if h.fields.is_empty() && line.starts_with(b"From ") {
             continue;
         }
         let Some(colon) = memchr::memchr(b':', line) else { continue };
-        let name = &line[..colon];
+        let name = line.get(..colon).unwrap_or(&[]);
         if name.is_empty() || name.iter().any(|b| *b <= b' ' || *b >= 127) {
             continue;
         }
-        if fields.len() >= MAX_FIELDS {
+        if h.fields.len() >= MAX_FIELDS {
             break;
         }
-        let value = String::from_utf8_lossy(line.get(colon + 1..).unwrap_or(&[])).trim().to_string();
-        fields.push((String::from_utf8_lossy(name).to_ascii_lowercase(), value));
+        let ns = h.buf.len() as u32;
+        for &b in name {
+            h.buf.push(char::from(b.to_ascii_lowercase()));
+        }
+        let vs = h.buf.len() as u32;
+        push_lossy(&mut h.buf, trim_bytes(line.get(colon + 1..).unwrap_or(&[])));
+        h.fields.push((ns, vs, h.buf.len() as u32));
     }
-    Headers { fields }
+    h
+}
+
+fn trim_bytes(b: &[u8]) -> &[u8] {
+    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |p| p + 1);
+    b.get(s..e.max(s)).unwrap_or(&[])
+}
+
+fn push_lossy(buf: &mut String, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(s) => buf.push_str(s),
+        Err(_) => buf.push_str(&String::from_utf8_lossy(b)),
+    }
 }
 
 /// A Content-Type: lower-case "type/subtype" and its parameters.
@@ -165,8 +195,12 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
     while let Some(n) = finder.find(body.get(pos..).unwrap_or(&[])) {
         let at = pos + n;
         pos = at + delim.len();
-        // The delimiter must begin a line.
+        // The delimiter must begin a line and be the whole boundary (not a prefix of
+        // a longer one).
         if at > 0 && body.get(at - 1) != Some(&b'\n') {
+            continue;
+        }
+        if !matches!(body.get(pos), None | Some(b'-' | b'\r' | b'\n' | b' ' | b'\t')) {
             continue;
         }
         if let Some(s) = start {

@@ -33,6 +33,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
         return pm;
     }
     let mut records = dsn_records(&ctx, &orig_headers);
+    mta::domino::refine(&ctx, &mut records);
     let bounce_like = mta::looks_like_bounce(&ctx);
     if records.is_empty() && bounce_like {
         records = mta::scan(&ctx, &orig_headers);
@@ -99,7 +100,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             r.provenance.push(("recipient".into(), "Final-Recipient".into()));
             let mut diag = rr.diagnostic.clone();
             let mut source = "Diagnostic-Code";
-            if text::status_in_text(&diag).is_none() {
+            if text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
                 // The text part often holds the remote reply for this recipient.
                 let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
@@ -112,6 +113,14 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
                 r.provenance.push(("status".into(), if r.status == rr.status { "Status".into() } else { "more specific code in the diagnostic".into() }));
             }
             mta::generic::fill_from_diagnostic(&mut r, &diag, source);
+            if r.smtp_command.is_empty() {
+                r.smtp_command = command_near(&ctx.text, &r.recipient).to_string();
+            }
+            // A temporary status with Action failed: the MTA gave up retrying.
+            if r.action == "failed" && r.status.starts_with('4') {
+                r.reason_hint = "expired".into();
+                r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status".into()));
+            }
             if r.remote_mta.is_empty() {
                 r.remote_mta = String::new();
             }
@@ -119,4 +128,13 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
         }
     }
     out
+}
+
+/// The SMTP command stated in the report text just after a recipient's address.
+fn command_near(report: &str, recipient: &str) -> &'static str {
+    if recipient.is_empty() {
+        return "";
+    }
+    let Some(pos) = memchr::memmem::find(report.as_bytes(), recipient.as_bytes()) else { return "" };
+    text::smtp_command(text::prefix(report.get(pos..).unwrap_or(""), 600))
 }

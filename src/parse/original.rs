@@ -35,7 +35,7 @@ pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
     };
     for (n, v) in h.iter() {
         if keep_x_header(n) && o.x_headers.len() < 32 {
-            o.x_headers.push((n.to_string(), v.chars().take(512).collect()));
+            o.x_headers.push((n.to_string(), text::prefix(v, 512).to_string()));
         }
     }
     (o, h)
@@ -63,8 +63,8 @@ pub fn verp_candidates(ctx: &Context, original: &OriginalMessage) -> Vec<String>
     // X-Postfix-Sender / Original-Mail-From in report parts.
     for d in &ctx.dsn {
         for line in d.lines().take(200) {
-            let l = line.to_ascii_lowercase();
-            if l.starts_with("x-postfix-sender") || l.starts_with("x-original-mail-from") || l.starts_with("original-mail-from") {
+            let lc = |p: &str| line.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+            if lc("x-postfix-sender") || lc("x-original-mail-from") || lc("original-mail-from") {
                 add(line);
             }
         }

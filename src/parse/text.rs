@@ -6,7 +6,8 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 fn is_local_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"._%+-=!#$&'*/?^`{|}~".contains(&b)
+    // Bytes of UTF-8 sequences count too (RFC 6531 addresses).
+    b >= 0x80 || b.is_ascii_alphanumeric() || b"._%+-=!#$&'*/?^`{|}~".contains(&b)
 }
 
 fn is_domain_char(b: u8) -> bool {
@@ -39,6 +40,14 @@ pub fn find_addresses(s: &str) -> Vec<Found<'_>> {
         // Leading dots or quotes are punctuation, not part of the local part.
         while start < at && matches!(b.get(start), Some(b'.') | Some(b'\'') | Some(b'`')) {
             start += 1;
+        }
+        // Non-ASCII before an address is usually prose (full-width punctuation, CJK
+        // text), not part of it: keep only letters and digits of a UTF-8 local part.
+        if b.get(start).is_some_and(|c| *c >= 0x80) {
+            if let Some(local) = s.get(start..at) {
+                let skip: usize = local.chars().take_while(|c| !c.is_ascii() && !c.is_alphanumeric()).map(char::len_utf8).sum();
+                start += skip;
+            }
         }
         let mut end = at + 1;
         while end < b.len() && b.get(end).is_some_and(|&c| is_domain_char(c)) {
@@ -81,7 +90,13 @@ pub fn clean_address(v: &str) -> String {
     v.trim().trim_matches(|c| c == '<' || c == '>' || c == '"').trim().to_string()
 }
 
-/// The longest prefix of `s` no longer than `max` bytes that ends on a char boundary.
+/// Compiles a pattern once at start-up; word boundaries are ASCII (`(?-u:\b)`) so
+/// the fast DFA engine also runs over non-ASCII text (Japanese bounces, UTF-8 names).
+pub fn re(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&pattern.replace("\\b", "(?-u:\\b)"))
+}
+
+/// The first `max` bytes of `s`, cut back to a char boundary.
 pub fn prefix(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -105,31 +120,82 @@ pub fn collapse(s: &str) -> String {
     out
 }
 
-static ENHANCED: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:^|[^\d.])([245]\.\d{1,3}\.\d{1,3})(?:[^\d.]|\.(?:\D|$)|$)").expect("regex"));
-static REPLY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[\s:(\[>\x22'=]|#)([245][0-5][0-9])(?:[ \-]|$|\)|\])").expect("regex")
-});
+/// Length of an enhanced code ("5.1.1", "4.7.650") starting at `i`, if one does.
+fn enhanced_at(b: &[u8], i: usize) -> Option<usize> {
+    if !matches!(b.get(i), Some(b'2' | b'4' | b'5')) || b.get(i + 1) != Some(&b'.') {
+        return None;
+    }
+    if i > 0 && b.get(i - 1).is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
+        return None;
+    }
+    let digits = |from: usize| (0..4).take_while(|k| b.get(from + k).is_some_and(u8::is_ascii_digit)).count();
+    let d1 = digits(i + 2);
+    if d1 == 0 || d1 > 3 || b.get(i + 2 + d1) != Some(&b'.') {
+        return None;
+    }
+    let d2 = digits(i + 3 + d1);
+    if d2 == 0 || d2 > 3 {
+        return None;
+    }
+    let end = i + 3 + d1 + d2;
+    // Not the start of a longer dotted number (an IP address or a version).
+    if b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(end - i)
+}
 
 /// Every enhanced status code (RFC 3463) in `s`, in order.
 pub fn enhanced_codes(s: &str) -> Vec<&str> {
-    ENHANCED.captures_iter(s).filter_map(|c| c.get(1).map(|m| m.as_str())).collect()
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 4 < b.len() + 1 {
+        match memchr::memchr(b'.', b.get(i + 1..).unwrap_or(&[])) {
+            Some(n) => {
+                let at = i + n; // candidate class digit just before the dot
+                if let Some(len) = enhanced_at(b, at) {
+                    if let Some(code) = s.get(at..at + len) {
+                        out.push(code);
+                    }
+                    i = at + len;
+                } else {
+                    i = at + 1;
+                }
+            }
+            None => break,
+        }
+    }
+    out
 }
 
 /// The first plausible enhanced status code in `s`.
 pub fn enhanced_code(s: &str) -> Option<&str> {
-    ENHANCED.captures(s).and_then(|c| c.get(1)).map(|m| m.as_str())
+    enhanced_codes(s).into_iter().next()
+}
+
+/// Positions of SMTP reply codes in `s`: three digits [245][0-5][0-9] at a word start
+/// and followed by a space, '-', a bracket or the end.
+fn reply_positions(s: &str) -> impl Iterator<Item = (usize, u16)> + '_ {
+    let b = s.as_bytes();
+    (0..b.len().saturating_sub(2)).filter_map(move |i| {
+        let (c0, c1, c2) = (*b.get(i)?, *b.get(i + 1)?, *b.get(i + 2)?);
+        if !matches!(c0, b'2' | b'4' | b'5') || !(b'0'..=b'5').contains(&c1) || !c2.is_ascii_digit() {
+            return None;
+        }
+        if i > 0 && !b.get(i - 1).is_some_and(|p| p.is_ascii_whitespace() || b":([>\"'=#;".contains(p)) {
+            return None;
+        }
+        if !b.get(i + 3).is_none_or(|n| matches!(n, b' ' | b'-' | b')' | b']' | b'\t')) {
+            return None;
+        }
+        Some((i, u16::from(c0 - b'0') * 100 + u16::from(c1 - b'0') * 10 + u16::from(c2 - b'0')))
+    })
 }
 
 /// The first SMTP reply code in `s` that looks like the start of a reply.
 pub fn reply_code(s: &str) -> Option<u16> {
-    for c in REPLY.captures_iter(s) {
-        let Some(m) = c.get(1) else { continue };
-        if let Ok(v) = m.as_str().parse::<u16>() {
-            return Some(v);
-        }
-    }
-    None
+    reply_positions(s).next().map(|(_, c)| c)
 }
 
 /// Whether an enhanced code says no more than its class (x.0.0).
@@ -137,8 +203,23 @@ pub fn is_generic_status(s: &str) -> bool {
     s.is_empty() || s.ends_with(".0.0")
 }
 
-static AFTER_REPLY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[245]\d\d[ -]'?([245]\.\d{1,3}\.\d{1,3})\b").expect("regex"));
+/// Enhanced codes written right after a reply code ("550 5.1.1", "550-'5.2.2").
+fn codes_after_reply(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    for (i, _) in reply_positions(text) {
+        let mut j = i + 4;
+        if b.get(j) == Some(&b'\'') {
+            j += 1;
+        }
+        if let Some(len) = enhanced_at(b, j) {
+            if let Some(c) = text.get(j..j + len) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
 
 /// The enhanced code an error text states: the one right after a reply code first,
 /// else the first specific one; failure codes (4/5) before success codes in a transcript.
@@ -146,7 +227,10 @@ pub fn status_in_text(text: &str) -> Option<&str> {
     let codes = enhanced_codes(text);
     let failing = codes.iter().any(|c| !c.starts_with('2'));
     let ok = |c: &&str| !failing || !c.starts_with('2');
-    let after: Vec<&str> = AFTER_REPLY.captures_iter(text).filter_map(|c| c.get(1).map(|m| m.as_str())).collect();
+    if codes.is_empty() {
+        return None;
+    }
+    let after = codes_after_reply(text);
     after
         .iter()
         .copied()
@@ -167,31 +251,28 @@ pub fn better_status(field: &str, text: &str) -> String {
     }
 }
 
-static COMMAND: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    [
-        (r"(?i)\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<", "RCPT"),
-        (r"(?i)\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<", "MAIL"),
-        (r"(?i)\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)", "DATA"),
-        (r"(?i)\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b", "EHLO"),
-        (r"(?i)\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b", "HELO"),
-        (r"(?i)\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b", "CONN"),
-    ]
-    .into_iter()
-    .filter_map(|(p, c)| Regex::new(p).ok().map(|r| (r, c)))
-    .collect()
+static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
+    crate::parse::text::re(concat!(
+        r"(?i)(?P<rcpt>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT|\bdoes not like recipient)",
+        r"|(?P<mail>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL)",
+        r"|(?P<data>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA|\[DATA\])",
+        r"|(?P<ehlo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b|>>> EHLO)",
+        r"|(?P<helo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b|>>> HELO)",
+        r"|(?P<conn>\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b)",
+    ))
+    .expect("regex")
 });
 
 /// The SMTP command a reply text says it answered, if stated.
 pub fn smtp_command(s: &str) -> &'static str {
-    let mut best: Option<(usize, &'static str)> = None;
-    for (re, cmd) in COMMAND.iter() {
-        if let Some(m) = re.find(s) {
-            if best.is_none_or(|(p, _)| m.start() < p) {
-                best = Some((m.start(), cmd));
-            }
+    let Some(m) = COMMAND.find(s) else { return "" };
+    let Some(c) = COMMAND.captures(s.get(m.start()..).unwrap_or("")) else { return "" };
+    for (name, cmd) in [("rcpt", "RCPT"), ("mail", "MAIL"), ("data", "DATA"), ("ehlo", "EHLO"), ("helo", "HELO"), ("conn", "CONN")] {
+        if c.name(name).is_some() {
+            return cmd;
         }
     }
-    best.map(|(_, c)| c).unwrap_or("")
+    ""
 }
 
 /// Whether `s` contains `needle`, ignoring ASCII case.

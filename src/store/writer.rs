@@ -6,6 +6,8 @@
 
 use super::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -80,6 +82,16 @@ impl Default for WriterOptions {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
+    producers: Arc<AtomicUsize>,
+}
+
+/// Registers a steady producer (an LMTP session) while it lives; see [`Writer::producer`].
+pub struct ProducerGuard(Arc<AtomicUsize>);
+
+impl Drop for ProducerGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The running writer thread; join it after dropping every [`Writer`].
@@ -105,10 +117,24 @@ impl Writer {
     ) -> std::io::Result<(Writer, WriterThread)> {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let observe: Observer = Box::new(observe);
+        let producers = Arc::new(AtomicUsize::new(0));
+        let hint = producers.clone();
         let handle = std::thread::Builder::new()
             .name("rebound-writer".into())
-            .spawn(move || writer_loop(conn, rx, options.max_batch.max(1), observe))?;
-        Ok((Writer { tx }, WriterThread { handle }))
+            .spawn(move || writer_loop(conn, rx, options.max_batch.max(1), hint, observe))?;
+        Ok((Writer { tx, producers }, WriterThread { handle }))
+    }
+
+    /// Counts a connection that may submit work while the guard lives. The writer uses
+    /// the count to wait briefly for stragglers when a batch is smaller than it.
+    pub fn producer(&self) -> ProducerGuard {
+        self.producers.fetch_add(1, Ordering::Relaxed);
+        ProducerGuard(self.producers.clone())
+    }
+
+    /// Jobs waiting in the channel (not yet taken by the writer).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// Runs `f` in the next group-commit transaction; resolves once it committed.
@@ -136,23 +162,45 @@ impl Writer {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, max_batch: usize, mut observe: Observer) {
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+    producers: Arc<AtomicUsize>,
+    mut observe: Observer,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    let mut last_commit = Duration::ZERO;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        drain(&mut rx, &mut batch, max_batch);
+        // Commit delay: when commits are slow (a real fsync) and fewer jobs are queued
+        // than connections are open, the others are most likely a round trip away.
+        // Waiting a fraction of a commit for them merges two half-size batches into
+        // one, which nearly doubles throughput for the same number of sessions.
+        let expected = producers.load(Ordering::Relaxed).min(max_batch);
+        if batch.len() < expected && last_commit >= COMMIT_DELAY_FROM {
+            let deadline = Instant::now() + (last_commit / 2).min(MAX_COMMIT_DELAY);
+            while batch.len() < expected && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(50));
+                drain(&mut rx, &mut batch, max_batch);
             }
         }
         let start = Instant::now();
         let jobs = batch.len();
         match run_batch(&mut conn, &mut batch) {
             Ok(()) => {
-                observe(&BatchStats { jobs, commit_time: start.elapsed(), grouped: true });
+                last_commit = start.elapsed();
+                observe(&BatchStats { jobs, commit_time: last_commit, grouped: true });
                 for job in batch.drain(..) {
                     job.finish(Ok(()));
+                }
+            }
+            Err(e) if jobs == 1 => {
+                tracing::error!(error = %e, "store write failed");
+                observe(&BatchStats { jobs, commit_time: start.elapsed(), grouped: false });
+                for job in batch.drain(..) {
+                    job.finish(Err(WriteError::Failed(e.to_string())));
                 }
             }
             Err(e) => {
@@ -167,6 +215,21 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, max_b
                     job.finish(outcome.map_err(|e| WriteError::Failed(e.to_string())));
                 }
             }
+        }
+    }
+}
+
+/// Commits faster than this (no real fsync) never wait for stragglers.
+const COMMIT_DELAY_FROM: Duration = Duration::from_micros(500);
+/// The longest a batch waits for stragglers.
+const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
+
+/// Moves queued jobs into the batch, up to `max`.
+fn drain(rx: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, max: usize) {
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
         }
     }
 }

@@ -48,20 +48,27 @@ fn append(path: &Path, text: &str) {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     db: PathBuf,
     log: PathBuf,
 }
 
+impl Fixture {
+    /// VERP settings whose key file lives in the test's directory.
+    fn verp(&self) -> rebound::verp::VerpConfig {
+        rebound::verp::VerpConfig { key_file: self.dir.path().join("verp.key"), ..Default::default() }
+    }
+}
+
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    Fixture { db: dir.path().join("r.db"), log: dir.path().join("maillog"), _dir: dir }
+    Fixture { db: dir.path().join("r.db"), log: dir.path().join("maillog"), dir }
 }
 
 fn follower(fx: &Fixture) -> Follower {
     let conn = rebound::store::open(&fx.db).unwrap();
     let classifier = Arc::new(Classifier::with_default_rules());
-    Follower::open(conn, &fx.log, LogFormat::Auto, classifier, Default::default(), &FollowConfig::default(), false)
+    Follower::open(conn, &fx.log, LogFormat::Auto, classifier, fx.verp(), &FollowConfig::default(), false)
         .unwrap()
 }
 
@@ -185,15 +192,98 @@ fn log_then_dsn_counts_once() {
 }
 
 #[test]
-#[ignore = "needs parser: the DSN of tests/data must yield its record"]
 fn real_dsn_after_log_is_duplicate() {
+    let fx = fixture();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/maillog-postfix-harness.txt"), &fx.log).unwrap();
+    follower(&fx).read_to_end().unwrap();
+    // Postfix's DSN for the same 550, stored the way the LMTP path stores it.
     let raw = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/maillog-dsn-550.eml")).unwrap();
     let p = rebound::pipeline::process_message(&raw, &Classifier::with_default_rules());
     let env = rebound::pipeline::Envelope { source: "lmtp".into(), recipient: "bounces+s1.abc@bounces.example.test".into() };
-    let rows = rebound::pipeline::event_rows(&p, &env, 0);
+    let mut rows = rebound::pipeline::event_rows(&p, &env, 0);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].original_message_id, "m1@app.example.test");
-    assert_eq!(rows[0].recipient, "user1@remote.example.test");
+    let mut conn = rebound::store::open(&fx.db).unwrap();
+    let tx = conn.transaction().unwrap();
+    rebound::store::correlate::correlate_events(&tx, &fx.verp(), &p.parsed, &mut rows, 0).unwrap();
+    let dsn_id = insert_event(&tx, None, &rows[0]).unwrap();
+    tx.commit().unwrap();
+    let (dup, log_source): (Option<i64>, String) = conn
+        .query_row(
+            "SELECT d.duplicate_of, l.source FROM events d JOIN events l ON l.id = d.duplicate_of WHERE d.id = ?1",
+            [dsn_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(dup.is_some());
+    assert_eq!(log_source, "log");
+    let counted: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE recipient = 'user1@remote.example.test' AND duplicate_of IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counted, 1);
+}
+
+#[test]
+fn signed_sender_550_suppresses_once_with_its_dsn() {
+    let fx = fixture();
+    let verp = rebound::verp::VerpConfig { domain: "bounces.example.test".into(), prefix: "bounces".into(), ..fx.verp() };
+    let keys = rebound::verp_keys::load_or_create(&verp).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let token = keys.sign("bounces", "bounces.example.test", "send1", rebound::verp::expiry_day_for(now, 30 * 86_400)).unwrap();
+    append(
+        &fx.log,
+        &format!(
+            "Nov 29 17:36:40 mta postfix/cleanup[1]: QSIGNED01: message-id=<sig1@app.example.test>\n\
+             Nov 29 17:36:40 mta postfix/qmgr[1]: QSIGNED01: from=<{token}>, size=1, nrcpt=1 (queue active)\n\
+             Nov 29 17:36:40 mta postfix/smtp[2]: QSIGNED01: to=<gone@remote.test>, relay=mx[192.0.2.1]:25, delay=0.1, \
+             delays=0/0/0/0, dsn=5.1.1, status=bounced (host mx[192.0.2.1] said: 550 5.1.1 <gone@remote.test>: \
+             Recipient address rejected: User unknown (in reply to RCPT TO command))\n"
+        ),
+    );
+    let conn = rebound::store::open(&fx.db).unwrap();
+    let classifier = Arc::new(Classifier::with_default_rules());
+    Follower::open(conn, &fx.log, LogFormat::Auto, classifier, verp.clone(), &FollowConfig::default(), false)
+        .unwrap()
+        .read_to_end()
+        .unwrap();
+    let status = |conn: &rusqlite::Connection| -> (String, i64) {
+        conn.query_row("SELECT state, hard_count FROM address_status WHERE address = 'gone@remote.test'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    };
+    let mut conn = rebound::store::open(&fx.db).unwrap();
+    let verified: bool =
+        conn.query_row("SELECT verified FROM events WHERE queue_id = 'QSIGNED01'", [], |r| r.get(0)).unwrap();
+    assert!(verified, "the signed return path did not verify");
+    assert_eq!(status(&conn), ("suppressed".to_string(), 1));
+    // Postfix's DSN of the same failure arrives later over LMTP.
+    let tx = conn.transaction().unwrap();
+    let mut dsn = [NewEvent {
+        occurred_at: now,
+        source: "lmtp".into(),
+        envelope_recipient: token.clone(),
+        recipient: "gone@remote.test".into(),
+        kind: "bounce".into(),
+        status: "5.1.1".into(),
+        original_message_id: "sig1@app.example.test".into(),
+        reason: "userunknown".into(),
+        class: "invalid_recipient".into(),
+        fault: "recipient".into(),
+        hard: true,
+        ..Default::default()
+    }];
+    rebound::store::correlate::correlate_events(&tx, &verp, &Default::default(), &mut dsn, now).unwrap();
+    assert!(dsn[0].verified);
+    let id = insert_event(&tx, None, &dsn[0]).unwrap();
+    tx.commit().unwrap();
+    let dup: Option<i64> = conn.query_row("SELECT duplicate_of FROM events WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+    assert!(dup.is_some());
+    assert_eq!(status(&conn), ("suppressed".to_string(), 1), "the DSN was counted again");
 }
 
 #[test]
@@ -206,7 +296,7 @@ fn spawned_follower_records_and_stops() {
         ..Default::default()
     };
     rebound::store::open(&fx.db).unwrap();
-    let handles = rebound::maillog::spawn_followers(&cfg, &Default::default(), &fx.db, Arc::new(Classifier::with_default_rules()));
+    let handles = rebound::maillog::spawn_followers(&cfg, &fx.verp(), &fx.db, Arc::new(Classifier::with_default_rules()));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while recipients(&fx.db).is_empty() {
         assert!(std::time::Instant::now() < deadline, "follower recorded nothing");
@@ -227,6 +317,7 @@ fn cli_once_and_stdin() {
         .args(["follow", "--once", "--db"])
         .arg(&fx.db)
         .arg(&fx.log)
+        .current_dir(fx.dir.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -237,6 +328,7 @@ fn cli_once_and_stdin() {
         .args(["follow", "--format", "postfix", "--db"])
         .arg(&fx.db)
         .arg("-")
+        .current_dir(fx.dir.path())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -266,4 +358,25 @@ proptest! {
             let _ = parse_line(&line[..at], LogFormat::Auto, 0);
         }
     }
+}
+
+/// Not a test: prints the parser's speed (run by bench/follow.sh).
+#[test]
+#[ignore = "benchmark"]
+fn follow_parse_speed() {
+    let log = include_str!("../data/maillog-postfix-harness.txt");
+    let lines: Vec<&str> = log.lines().collect();
+    let rounds = 4000;
+    let start = std::time::Instant::now();
+    let mut results = 0usize;
+    for _ in 0..rounds {
+        for l in &lines {
+            if let rebound::maillog::LogEntry::Results(v) = parse_line(l, LogFormat::Auto, 1_795_974_000).entry {
+                results += v.len();
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = lines.len() * rounds;
+    println!("parse_line: {n} lines ({results} results) in {secs:.2} s = {:.0} lines/s", n as f64 / secs);
 }

@@ -165,8 +165,10 @@ fn shutdown_finishes_the_message_in_progress_then_closes() {
 fn binary_serves_records_and_exits_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
-    let dbs = db.to_str().unwrap();
-    let mut reb = client::RunningRebound::start(&["--db", dbs], &["--bounce-domain", "bounces.example.test"]);
+    let config = dir.path().join("rebound.toml");
+    std::fs::write(&config, format!("[verp]\nkey_file = {:?}\n", dir.path().join("verp.key"))).unwrap();
+    let global = ["--config", config.to_str().unwrap(), "--db", db.to_str().unwrap()];
+    let mut reb = client::RunningRebound::start(&global, &["--bounce-domain", "bounces.example.test"]);
     let mut c = MtaConn::connect(reb.addr);
     assert_eq!(c.negotiate(ALL_PROTOCOL).0, 6);
     assert_eq!(send_message(&mut c, VALID), b'a');
@@ -180,8 +182,10 @@ fn binary_serves_records_and_exits_on_sigterm() {
 fn binary_without_a_bounce_domain_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
+    let config = dir.path().join("rebound.toml");
+    std::fs::write(&config, "[verp]\ndomain = \"\"\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rebound"))
-        .args(["--db", db.to_str().unwrap(), "milter", "--listen", "127.0.0.1:0"])
+        .args(["--config", config.to_str().unwrap(), "--db", db.to_str().unwrap(), "milter", "--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -13,7 +13,7 @@
 #   UNIX_RCPTS=""             addresses routed with the recipe's unix: line (space separated)
 #   SMTPD_PORT=2500 REJECT_PORT=2525 DEFER_PORT=2526
 # Mail to:
-#   bounces.example.test   -> rebound (recipe: rebound:inet:127.0.0.1:$LMTP_PORT)
+#   bounce.example.test   -> rebound (recipe: rebound:inet:127.0.0.1:$LMTP_PORT)
 #   remote.example.test    -> smtp-sink answering RCPT with 550 5.1.1
 #   tempfail.example.test  -> smtp-sink answering RCPT with 450 4.2.0 (queue lifetime 1s)
 #   nosuch.example.test    -> error(8) with Postfix's own "Host or domain name not found"
@@ -75,7 +75,7 @@ runuser -u postfix -- test -x "$DIR" || die "user postfix cannot reach $DIR (070
 # The recipe, as the README tells a postmaster to apply it: its domain and paths
 # rewritten for this instance.
 recipe() { # file
-    sed -e 's/bounces\.example\.com/bounces.example.test/g' \
+    sed -e 's/bounce\.example\.com/bounce.example.test/g' \
         -e "s|/etc/postfix/|$ETC/|g" \
         -e "s|127\.0\.0\.1:2424|127.0.0.1:$LMTP_PORT|g" \
         -e "s|/run/rebound/lmtp\.sock|$LMTP_SOCKET|g" "$RECIPE/$1"
@@ -117,7 +117,7 @@ recipe main.cf >>"$ETC/main.cf"
     # the recipe's TCP line for the domain, its unix: line for the chosen addresses
     recipe transport | grep -v '^#' | grep .
     for rcpt in $UNIX_RCPTS; do
-        recipe transport | sed -n 's/^#bounces\.example\.test[[:space:]]*//p' | sed "s|^|$rcpt  |"
+        recipe transport | sed -n 's/^#bounce\.example\.test[[:space:]]*//p' | sed "s|^|$rcpt  |"
     done
     echo "remote.example.test    smtp:[127.0.0.1]:$REJECT_PORT"
     echo "tempfail.example.test  smtp:[127.0.0.1]:$DEFER_PORT"

@@ -16,7 +16,7 @@ const MAX_LINES: usize = 2000;
 const MAX_DIAG_LINES: usize = 12;
 
 static LABELLED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
+    crate::parse::text::re(
         r"(?ix)(?:
             \b(?:final-recipient|original-recipient|recipient(?:\s+address)?|failed\s+recipient|rcpt\s+to|e-?mail\s+address|address|destinataire|empf(?:ä|ae)nger|user|mailbox)\s*(?:\(s\))?\s*[:=]\s*(?:rfc822;\s*)?[<\x22]?\s*$
           | \b(?:deliver(?:ing|ed|y)?|sent|send|message|mail|e-?mail|it|relay(?:ing|ed)?|transfer(?:ring|red)?)\s+(?:your\s+(?:mail|message|e-?mail)\s+)?to\s*:?\s*[<\x22]?\s*$
@@ -31,22 +31,22 @@ static LABELLED: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A transcript line that starts with a reply code: "550 <addr>... User unknown".
-static REPLY_LED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*(?:<<<\s*)?[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?<$").expect("regex"));
+static REPLY_LED: LazyLock<Regex> = LazyLock::new(|| crate::parse::text::re(r"^\s*(?:<<<\s*)?[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?<$").expect("regex"));
 
 /// Report text markers after which no recipient is listed (the original follows).
 static END_MARKERS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message)",
+    crate::parse::text::re(
+        r"(?im)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message)",
     )
     .expect("regex")
 });
 
 static DELAY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed)").expect("regex")
+    crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed)").expect("regex")
 });
 
 static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|gave up|giving up after|message expired|expired after|queue expired|time limit exceeded|undeliverable for \d+|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
+    crate::parse::text::re(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|gave up|giving up after|message expired|expired after|queue expired|time limit exceeded|undeliverable for \d+|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
 });
 
 /// A recipient found in the text, and where.
@@ -85,16 +85,19 @@ fn classify(line: &str, f: &Found<'_>) -> Option<bool> {
 }
 
 /// Finds recipient hits in the report text.
-fn hits(lines: &[&str], exclude: &[String]) -> Vec<Hit> {
+fn hits(lines: &[&str], markers: &[bool], exclude: &[String]) -> Vec<Hit> {
     let mut out: Vec<Hit> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if END_MARKERS.is_match(line) && !out.is_empty() {
+        if markers.get(i).copied().unwrap_or(false) && !out.is_empty() {
             break;
         }
-        let lower_start = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>').to_ascii_lowercase();
+        if memchr::memchr(b'@', line.as_bytes()).is_none() {
+            continue;
+        }
+        let start = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>');
         if ["from:", "reply-to:", "sender:", "return-path:", "message-id:", "references:", "in-reply-to:", "x-"]
             .iter()
-            .any(|p| lower_start.starts_with(p))
+            .any(|p| start.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
         {
             continue;
         }
@@ -126,7 +129,7 @@ fn hits(lines: &[&str], exclude: &[String]) -> Vec<Hit> {
 
 /// The error text for a recipient: the rest of its line and the lines below it, up to
 /// the next recipient or a paragraph break followed by unindented prose.
-fn diagnostic_after(lines: &[&str], hit: &Hit, next_line: Option<usize>) -> String {
+fn diagnostic_after(lines: &[&str], markers: &[bool], hit: &Hit, next_line: Option<usize>) -> String {
     let mut buf = String::new();
     let first = lines.get(hit.line).copied().unwrap_or("");
     let rest = first.get(hit.after..).unwrap_or("");
@@ -136,7 +139,7 @@ fn diagnostic_after(lines: &[&str], hit: &Hit, next_line: Option<usize>) -> Stri
     let mut blank = false;
     let mut taken = 0;
     for (j, line) in lines.iter().enumerate().skip(hit.line + 1) {
-        if j >= stop || taken >= MAX_DIAG_LINES || END_MARKERS.is_match(line) {
+        if j >= stop || taken >= MAX_DIAG_LINES || markers.get(j).copied().unwrap_or(false) {
             break;
         }
         if line.trim().is_empty() {
@@ -157,18 +160,18 @@ fn diagnostic_after(lines: &[&str], hit: &Hit, next_line: Option<usize>) -> Stri
 
 /// The first line below `from` (before `stop` or an end marker) that carries a reply
 /// or enhanced code, joined with the lines that continue it.
-fn code_line_below(lines: &[&str], from: usize, stop: Option<usize>) -> Option<String> {
+fn code_line_below(lines: &[&str], markers: &[bool], from: usize, stop: Option<usize>) -> Option<String> {
     let stop = stop.unwrap_or(usize::MAX).min(from + 60);
     for j in from + 1..lines.len().min(stop) {
         let l = lines.get(j)?;
-        if END_MARKERS.is_match(l) {
+        if markers.get(j).copied().unwrap_or(false) {
             return None;
         }
         if text::status_in_text(l).is_some() || text::reply_code(l.trim_start()).is_some_and(|_| l.trim_start().starts_with(|c: char| c.is_ascii_digit())) {
             let mut out = l.to_string();
             for k in j + 1..(j + 6).min(lines.len()) {
                 let n = lines.get(k).copied().unwrap_or("");
-                if n.trim().is_empty() || END_MARKERS.is_match(n) {
+                if n.trim().is_empty() || markers.get(k).copied().unwrap_or(false) {
                     break;
                 }
                 out.push(' ');
@@ -178,6 +181,31 @@ fn code_line_below(lines: &[&str], from: usize, stop: Option<usize>) -> Option<S
         }
     }
     None
+}
+
+/// The lines of the report text (bounded) and, per line, whether it is an end marker.
+fn lines_and_markers(t: &str) -> (Vec<&str>, Vec<bool>) {
+    let mut lines = Vec::new();
+    let mut starts = Vec::new();
+    let mut off = 0;
+    for l in t.split('\n').take(MAX_LINES) {
+        starts.push(off);
+        off += l.len() + 1;
+        lines.push(l.strip_suffix('\r').unwrap_or(l));
+    }
+    let mut markers = vec![false; lines.len()];
+    let scope = text::prefix(t, off.min(t.len()));
+    for m in END_MARKERS.find_iter(scope) {
+        // A match may begin on the blank prefix of its line; find the line holding it.
+        let idx = match starts.binary_search(&m.start()) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        if let Some(f) = markers.get_mut(idx) {
+            *f = true;
+        }
+    }
+    (lines, markers)
 }
 
 /// The paragraph of text holding line `i`.
@@ -208,13 +236,15 @@ pub fn excluded(ctx: &Context, orig_headers: &crate::parse::mime::Headers) -> Ve
 /// Reads recipient reports from the report text; `known` (X-Failed-Recipients and the
 /// like) are used as the recipients when given.
 pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bool) -> Vec<Record> {
-    let lines: Vec<&str> = ctx.text.lines().take(MAX_LINES).collect();
-    let mut found = hits(&lines, exclude);
+    let (lines, markers) = lines_and_markers(&ctx.text);
+    let mut found = hits(&lines, &markers, exclude);
     if found.is_empty() && known.is_empty() {
         // Tests and forwarding setups send to themselves: the excluded address may be
         // the failed one after all.
-        found = hits(&lines, &[]);
+        found = hits(&lines, &markers, &[]);
     }
+    // Where every recipient line is, so one recipient's text stops at the next one's.
+    let mut lines_sorted: Vec<usize> = found.iter().map(|h| h.line).collect();
     let texts_known = known.iter().all(|k| found.iter().any(|h| h.addr.eq_ignore_ascii_case(k)));
     if !known.is_empty() && (found.is_empty() || !prefer_text || texts_known) {
         let mut keep: Vec<Hit> = Vec::new();
@@ -233,15 +263,20 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         }
         found = keep;
     }
-    let whole = text::collapse(&ctx.text.chars().take(4000).collect::<String>());
-    let delayed = DELAY.is_match(&ctx.text);
-    let expired = EXPIRED.is_match(&ctx.text);
-    let mut lines_sorted: Vec<usize> = found.iter().map(|h| h.line).collect();
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let head = text::prefix(&ctx.text, 8 * 1024);
+    let whole_cell = std::cell::OnceCell::new();
+    let whole = || whole_cell.get_or_init(|| text::collapse(text::prefix(&ctx.text, 4000)));
+    let delayed = DELAY.is_match(head);
+    let expired = EXPIRED.is_match(head);
+    lines_sorted.extend(found.iter().map(|h| h.line));
     lines_sorted.sort_unstable();
     let mut out = Vec::new();
     for h in &found {
         let next = lines_sorted.iter().copied().find(|&l| l > h.line && l != usize::MAX);
-        let mut diag = if h.line == usize::MAX { String::new() } else { diagnostic_after(&lines, h, next) };
+        let mut diag = if h.line == usize::MAX { String::new() } else { diagnostic_after(&lines, &markers, h, next) };
         let mut source = "text after the recipient";
         if text::enhanced_code(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
             let p = paragraph(&lines, h.line);
@@ -253,12 +288,12 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         if text::status_in_text(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
             // The remote reply may stand a paragraph or two below ("The error that the
             // other server returned was:").
-            if let Some(l) = code_line_below(&lines, h.line, next) {
+            if let Some(l) = code_line_below(&lines, &markers, h.line, next) {
                 diag = text::collapse(&format!("{diag} {l}"));
             }
         }
         if diag.split_whitespace().count() < 2 {
-            diag = whole.clone();
+            diag = whole().clone();
             source = "whole report text";
         }
         let mut r = Record {
@@ -269,7 +304,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         r.provenance.push(("recipient".into(), if h.strong { "recipient line of the report text".into() } else { "report text".into() }));
         fill_from_diagnostic(&mut r, &diag, source);
         if r.smtp_command.is_empty() {
-            r.smtp_command = text::smtp_command(&whole).to_string();
+            r.smtp_command = text::smtp_command(whole()).to_string();
         }
         let temp = r.status.starts_with('4') || r.reply_code.is_some_and(|c| (400..500).contains(&c));
         if delayed && !expired || temp && !expired && r.status.is_empty() {
@@ -289,7 +324,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
 
 /// Sets status, reply code, command and diagnostic from an error text.
 pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
-    r.diagnostic = diag.chars().take(2000).collect();
+    r.diagnostic = text::prefix(diag, 2000).to_string();
     r.provenance.push(("diagnostic".into(), source.into()));
     if r.status.is_empty() {
         if let Some(c) = text::status_in_text(diag) {

@@ -3,6 +3,7 @@
 //! `generic` reads the layout most families share; family modules refine it.
 
 pub mod amazonses;
+pub mod domino;
 pub mod fml;
 pub mod generic;
 
@@ -14,7 +15,7 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)undeliver|undelivered|delivery (?:status|failure|failed|report|notification|problem)|mail delivery|failure notice|returned mail|returned to sender|delivery has failed|could not be delivered|not delivered|non[- ]?delivery|nondeliverable|rejected|warning: could not send|delayed mail|mail system error|message not delivered|failed delivery|unzustellbar|non remis|no se puede entregar|delivery unsuccessful|fehlgeschlagen|error sending|mail error|bounce|notification|mail could not|echec|失敗|エラー|不達|配信").expect("regex")
+    crate::parse::text::re(r"(?i)undeliver|undelivered|delivery (?:status|failure|failed|report|notification|problem)|mail delivery|failure notice|returned mail|returned to sender|delivery has failed|could not be delivered|not delivered|non[- ]?delivery|nondeliverable|rejected|warning: could not send|delayed mail|mail system error|message not delivered|failed delivery|unzustellbar|non remis|no se puede entregar|delivery unsuccessful|fehlgeschlagen|error sending|mail error|bounce|notification|mail could not|echec|失敗|エラー|不達|配信").expect("regex")
 });
 
 /// Whether the message presents itself as a delivery report (not ordinary mail).
@@ -33,12 +34,11 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
     if BOUNCE_SUBJECT.is_match(&subject) || fml::is_fml(ctx) {
         return true;
     }
-    let head: String = ctx.text.chars().take(3000).collect();
-    BOUNCE_TEXT.is_match(&head)
+    BOUNCE_TEXT.is_match(text::prefix(&ctx.text, 3000))
 }
 
 static BOUNCE_TEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex")
+    crate::parse::text::re(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex")
 });
 
 /// Records read from the report text when no delivery-status part gave any.

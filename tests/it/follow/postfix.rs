@@ -36,6 +36,7 @@ impl Harness {
             .args(["follow", "--poll-ms", "20", "--db"])
             .arg(self.db())
             .arg(self.log())
+            .current_dir(self.dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -223,6 +224,7 @@ fn follows_real_postfix_through_rotation_and_restart() {
         .args(["follow", "--once", "--db"])
         .arg(&reference_db)
         .arg(&reference_log)
+        .current_dir(h.dir.path())
         .stdout(Stdio::null())
         .status()
         .unwrap();

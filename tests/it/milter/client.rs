@@ -141,7 +141,10 @@ pub struct Setup {
 impl Setup {
     /// Defaults: accept at EOM, rejecting invalid tokens, SQLite at `db`.
     pub fn with_db(db: &Path) -> Setup {
-        let recorder = SqliteRecorder::open(db, Default::default(), Default::default()).expect("open db");
+        // Keys beside the database: correlation would otherwise create ./rebound-verp.key.
+        let key_file = db.with_file_name("verp.key");
+        let verp = rebound::verp::VerpConfig { key_file, ..Default::default() };
+        let recorder = SqliteRecorder::open(db, Default::default(), verp).expect("open db");
         Setup { on_eom: OnEom::Accept, reject: true, max_connections: 16, recorder: Arc::new(recorder), socket: None }
     }
 }

@@ -1,9 +1,11 @@
 //! End to end with a real Postfix smtpd whose smtpd_milters points at `rebound milter`:
-//! a valid bounce is accepted and recorded, a forged one is refused at RCPT, and with
-//! rebound stopped Postfix tempfails instead of taking the mail. Needs root and the
-//! Debian postfix package (`.ci/run` installs it); skipped with a notice otherwise.
+//! a valid bounce is accepted and recorded, forged and expired tokens are refused at
+//! RCPT (550 5.7.1, reject_invalid_verp on), and with rebound stopped Postfix tempfails
+//! instead of taking the mail. Needs root and the Debian postfix package (`.ci/run`
+//! installs it); skipped with a notice otherwise.
 
 use super::client::RunningRebound;
+use rebound::verp::{Keys, VerpConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -220,24 +222,54 @@ fn postfix_smtpd_with_rebound_as_milter() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
     let config = dir.path().join("rebound.toml");
+    let key_file = dir.path().join("verp.key");
     std::fs::write(
         &config,
-        format!("[milter]\nbounce_domains = [\"{BOUNCE_DOMAIN}\"]\nreject_invalid_verp = true\n"),
+        format!(
+            "[milter]\nreject_invalid_verp = true\n[verp]\ndomain = \"{BOUNCE_DOMAIN}\"\nprefix = \"bounce\"\nkey_file = {key_file:?}\n"
+        ),
     )
     .unwrap();
+    // The test signs with the key file rebound will read (created here, 0600).
+    let verp = VerpConfig { domain: BOUNCE_DOMAIN.into(), prefix: "bounce".into(), key_file, ..Default::default() };
+    let keys = rebound::verp_keys::load_or_create(&verp).unwrap();
+    let today = rebound::verp::day_of(chrono::Utc::now().timestamp());
+    let sign = |keys: &Keys, id: &str, expiry_day: i64| keys.sign("bounce", BOUNCE_DOMAIN, id, expiry_day).unwrap();
+
     let mut reb = RunningRebound::start(&["--config", config.to_str().unwrap(), "--db", db.to_str().unwrap()], &[]);
     let pf = Postfix::start(&format!("inet:{}", reb.addr));
 
     // A bounce to a valid return path: accepted (250 after DATA) and recorded first.
-    let valid = format!("bounce+s1@{BOUNCE_DOMAIN}");
+    let valid = sign(&keys, "s1", today + 30);
     let replies = smtp_transaction(pf.smtpd_port, &valid, &dsn(&valid));
     assert_eq!(code_of(&replies, "end of data"), Some(250), "{replies:?}\n{}", pf.log());
     assert_eq!(messages_for(&db, &valid), 1);
+    // Parsed, classified and correlated as over LMTP: the token verifies and names the send.
+    let event: (String, String, String, bool, Option<String>) = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT source, recipient, reason, verified, send_id FROM events WHERE envelope_recipient = ?1",
+            [&valid],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(event, ("milter".into(), "alice@example.org".into(), "userunknown".into(), true, Some("s1".into())));
+
+    // Forged (another key) and expired tokens: 550 5.7.1 at RCPT, the message is never sent.
+    let forged = sign(&Keys::new(vec![b"not the site key, an attacker's".to_vec()]), "s1", today + 30);
+    let expired = sign(&keys, "s1", today);
+    for bad in [&forged, &expired] {
+        let replies = smtp_transaction(pf.smtpd_port, bad, &dsn(bad));
+        let (step, code, text) = replies.last().unwrap();
+        assert_eq!((*step, *code), ("RCPT", 550), "{bad}: {replies:?}");
+        assert!(text.contains("5.7.1"), "{text}");
+        assert_eq!(messages_for(&db, bad), 0);
+    }
 
     // rebound stopped: Postfix answers 4xx (milter_default_action = tempfail), so the
     // sending MTA keeps the bounce and retries; nothing is accepted.
     assert!(reb.terminate().success());
-    let later = format!("bounce+s2@{BOUNCE_DOMAIN}");
+    let later = sign(&keys, "s2", today + 30);
     let replies = smtp_transaction(pf.smtpd_port, &later, &dsn(&later));
     let (step, code, text) = replies.last().unwrap();
     assert!((400..500).contains(code), "expected a 4xx with rebound down, got {step} {code} {text}");

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The bounce domain of the test instance (the recipe's bounces.example.com, rewritten).
-pub const BOUNCE_DOMAIN: &str = "bounces.example.test";
+/// The bounce domain of the test instance (the recipe's bounce.example.com, rewritten).
+pub const BOUNCE_DOMAIN: &str = "bounce.example.test";
 /// Answered 550 5.1.1 at RCPT by an smtp-sink.
 pub const REJECTED: &str = "user@remote.example.test";
 /// Answered 450 4.2.0 at RCPT by an smtp-sink; expires after one retry.
