@@ -76,6 +76,10 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
+    let classifier = Arc::new(rebound::classify::Classifier::from_config(&config.classify)?);
+    // Mail logs named in [follow] are followed beside the LMTP server (same store).
+    let followers =
+        rebound::maillog::spawn_followers(&config.follow, &config.verp, &config.store.db, classifier.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives once we listen must drain, not kill.
@@ -87,7 +91,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         let endpoints = Endpoints { tcp, unix, inherited: rebound::systemd::listen_fds() };
         let delivery = Delivery {
-            classifier: Arc::new(rebound::classify::Classifier::with_default_rules()),
+            classifier: classifier.clone(),
             verp: Arc::new(config.verp.clone()),
             writer,
             keep_raw: config.lmtp.keep_raw,
@@ -108,6 +112,9 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     // The server (and with it every Writer handle) is gone: the writer drains and stops.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    for follower in followers {
+        follower.stop();
+    }
     writer_thread.join();
     if let Ok(log) = stats.lock() {
         log.log("group commit totals");
