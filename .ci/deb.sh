@@ -12,6 +12,8 @@ dpkg-deb --contents "$deb" | awk '{ print $6 }'
 dpkg -i "$deb"
 rebound --version
 test -f /etc/rebound/rebound.toml
+getent passwd rebound >/dev/null
+[ "$(stat -c %U:%a /var/lib/rebound)" = rebound:750 ]
 man -w rebound >/dev/null 2>&1 || test -f /usr/share/man/man1/rebound.1.gz
 if command -v systemd-analyze >/dev/null; then
     units=$(dpkg -L rebound | grep -E '/systemd/system/rebound\.(socket|service)$')

@@ -53,8 +53,8 @@ pub enum ExportError {
     #[error("{0}")]
     Store(#[from] StoreError),
     /// Writing the list failed.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 impl From<rusqlite::Error> for ExportError {
@@ -64,7 +64,7 @@ impl From<rusqlite::Error> for ExportError {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ExportError + '_ {
-    move |source| ExportError::Io { path: path.to_owned(), source }
+    move |error| ExportError::Io { path: path.to_owned(), error }
 }
 
 /// Writes the suppression list to `w` (`path` names it in errors).
@@ -301,7 +301,7 @@ mod tests {
         std::fs::write(&path, "old\n").unwrap();
         let r: Result<(), _> = write_atomic(&path, |w| {
             w.write_all(b"half of a new li").unwrap();
-            Err(ExportError::Io { path: path.clone(), source: std::io::Error::other("injected") })
+            Err(ExportError::Io { path: path.clone(), error: std::io::Error::other("injected") })
         });
         assert!(r.is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");

@@ -29,7 +29,8 @@ pub struct VerpConfig {
     pub domain: String,
     /// Local-part prefix before the `+` (e.g. `bounce` in `bounce+TOKEN@domain`).
     pub prefix: String,
-    /// Key file: one hex key per line; the first signs, all verify. Created (0600) if missing.
+    /// Key file: one hex key per line; the first signs, all verify. Created (0600) if
+    /// missing. Default: `rebound-verp.key` beside the database.
     pub key_file: PathBuf,
     /// More key files whose keys still verify but never sign (for rotation).
     pub verify_key_files: Vec<PathBuf>,
@@ -44,10 +45,25 @@ impl Default for VerpConfig {
         VerpConfig {
             domain: "bounce.example.com".into(),
             prefix: "bounce".into(),
-            key_file: PathBuf::from("rebound-verp.key"),
+            key_file: PathBuf::new(),
             verify_key_files: Vec::new(),
             expiry_days: 30,
             reject_invalid_verp: false,
+        }
+    }
+}
+
+/// File name of the key file when `key_file` is not set.
+pub const DEFAULT_KEY_FILE: &str = "rebound-verp.key";
+
+impl VerpConfig {
+    /// The key file to use: `key_file`, or [`DEFAULT_KEY_FILE`] in the current directory
+    /// when unset (the command line resolves it beside the database first).
+    pub fn key_path(&self) -> PathBuf {
+        if self.key_file.as_os_str().is_empty() {
+            PathBuf::from(DEFAULT_KEY_FILE)
+        } else {
+            self.key_file.clone()
         }
     }
 }

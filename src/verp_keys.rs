@@ -23,10 +23,11 @@ pub enum KeyFileError {
 
 /// Reads the keys of `key_file` (creating it if missing) and of `verify_key_files`.
 pub fn load_or_create(config: &VerpConfig) -> Result<Keys, KeyFileError> {
-    let mut keys = match std::fs::read_to_string(&config.key_file) {
-        Ok(text) => parse_keys(&config.key_file, &text)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![create_key_file(&config.key_file)?],
-        Err(source) => return Err(KeyFileError::Io { path: config.key_file.clone(), source }),
+    let key_file = config.key_path();
+    let mut keys = match std::fs::read_to_string(&key_file) {
+        Ok(text) => parse_keys(&key_file, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![create_key_file(&key_file)?],
+        Err(source) => return Err(KeyFileError::Io { path: key_file, source }),
     };
     for path in &config.verify_key_files {
         let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io { path: path.clone(), source })?;
@@ -40,7 +41,7 @@ pub fn cached(config: &VerpConfig) -> Result<Arc<Keys>, KeyFileError> {
     type Files = (PathBuf, Vec<PathBuf>);
     static CACHE: OnceLock<Mutex<HashMap<Files, Arc<Keys>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let k = (config.key_file.clone(), config.verify_key_files.clone());
+    let k = (config.key_path(), config.verify_key_files.clone());
     if let Some(keys) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&k) {
         return Ok(keys.clone());
     }

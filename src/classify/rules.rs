@@ -183,8 +183,8 @@ fn command_in_text(text: &str) -> &'static str {
     const COMMANDS: [&str; 4] = ["RCPT", "MAIL", "DATA", "CONN"];
     let set = MARKERS.get_or_init(|| {
         RegexSet::new([
-            r"(?i-u)(in reply to|after|did not like our) rcpt to|\[rcpt_to\]|does not like recipient",
-            r"(?i-u)(in reply to|after) mail from|\[mail_from\]|sender was rejected",
+            r"(?i-u)(in reply to|after|did not like our) rcpt to|\[rcpt_to\]|does not like recipient|smtp:rcpt\b",
+            r"(?i-u)(in reply to|after) mail from|\[mail_from\]|sender was rejected|smtp:mail\b",
             r"(?i-u)(in reply to|after) (end of )?data|did not like our (final )?data",
             r"(?i-u)refused to talk to me|after initial connection|my name was rejected|while performing the (helo|ehlo)",
         ])

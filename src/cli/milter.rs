@@ -1,7 +1,8 @@
 //! `rebound milter`.
 use clap::Args;
 use rebound::classify::Classifier;
-use rebound::milter::record::SqliteRecorder;
+use rebound::milter::record::WriterRecorder;
+use rebound::store::writer::{Writer, WriterOptions};
 use rebound::milter::server::{self, Limits, Listeners};
 use rebound::milter::session::SessionContext;
 use rebound::milter::token::VerpTokenCheck;
@@ -53,8 +54,10 @@ pub fn run(g: &super::Globals, a: MilterArgs) -> anyhow::Result<ExitCode> {
     }
     let keys = rebound::verp_keys::cached(&config.verp)?;
     let check = Arc::new(VerpTokenCheck::new(keys, config.verp.clone()));
-    let recorder = SqliteRecorder::open(&config.store.db, Classifier::with_default_rules(), config.verp.clone())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
+    let conn = rebound::store::open(&config.store.db).map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
+    let (writer, writer_thread) = Writer::start(conn, WriterOptions::default(), |_| {})?;
+    let classifier = Arc::new(Classifier::with_default_rules());
+    let recorder = WriterRecorder::new(writer, classifier, Arc::new(config.verp.clone()));
     let ctx = Arc::new(SessionContext {
         policy: Arc::new(policy),
         check,
@@ -63,7 +66,7 @@ pub fn run(g: &super::Globals, a: MilterArgs) -> anyhow::Result<ExitCode> {
     });
     let limits = Limits { max_connections: mc.max_connections, drain_timeout: Duration::from_secs(mc.drain_timeout_secs) };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listeners = Listeners::from_config(&mc).await?;
         {
             // One line per endpoint on stdout, so scripts and tests know where to connect.
@@ -76,7 +79,12 @@ pub fn run(g: &super::Globals, a: MilterArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(endpoints = ?listeners.endpoints(), "milter: listening");
         server::run(listeners, ctx, limits, shutdown_signal()).await;
         anyhow::Ok(())
-    })?;
+    });
+    // Sessions left after the drain hold writer handles: end them, then let the writer
+    // finish what it was given.
+    drop(rt);
+    writer_thread.join();
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -54,6 +54,11 @@ impl Globals {
         if let Some(db) = &self.db {
             config.store.db = db.clone();
         }
+        // The VERP key lives with the database unless placed elsewhere: the state
+        // directory is writable where the working directory (often /) is not.
+        if config.verp.key_file.as_os_str().is_empty() {
+            config.verp.key_file = config.store.db.with_file_name(rebound::verp::DEFAULT_KEY_FILE);
+        }
         // Every command that stores events judges them by the configured policy.
         rebound::store::hooks::set_policy(config.policy.clone());
         Ok(config)

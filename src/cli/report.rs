@@ -88,7 +88,7 @@ pub fn run(g: &super::Globals, a: ReportArgs) -> anyhow::Result<ExitCode> {
     match &a.output {
         Some(path) => rebound::export::write_atomic(path, |w| {
             w.write_all(text.as_bytes())
-                .map_err(|source| rebound::export::ExportError::Io { path: path.clone(), source })
+                .map_err(|error| rebound::export::ExportError::Io { path: path.clone(), error })
         })?,
         None => print!("{text}"),
     }

@@ -147,8 +147,12 @@ fn import(conn: &mut rusqlite::Connection, maker: &SendMaker<'_>, quiet: bool) -
                 put_send(&tx, &s)?;
                 ok += 1;
                 if !quiet {
-                    serde_json::to_writer(&mut out, &json!({"id": s.id, "return_path": s.return_path}))?;
-                    out.write_all(b"\n")?;
+                    // Written field by field: no JSON tree per line.
+                    out.write_all(b"{\"id\":")?;
+                    serde_json::to_writer(&mut out, &s.id)?;
+                    out.write_all(b",\"return_path\":")?;
+                    serde_json::to_writer(&mut out, &s.return_path)?;
+                    out.write_all(b"}\n")?;
                 }
             }
             Err(e) => {

@@ -76,8 +76,14 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
+    let classifier = Arc::new(rebound::classify::Classifier::from_config(&config.classify)?);
+    // Mail logs named in [follow] are followed beside the LMTP server (same store).
+    let followers =
+        rebound::maillog::spawn_followers(&config.follow, &config.verp, &config.store.db, classifier.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async move {
+        // Handlers first: a SIGTERM that arrives once we listen must drain, not kill.
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let (tcp, unix) = if a.listen.is_empty() && a.socket.is_empty() {
             (config.lmtp.listen.clone(), config.lmtp.sockets.clone())
         } else {
@@ -85,7 +91,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         let endpoints = Endpoints { tcp, unix, inherited: rebound::systemd::listen_fds() };
         let delivery = Delivery {
-            classifier: Arc::new(rebound::classify::Classifier::with_default_rules()),
+            classifier: classifier.clone(),
             verp: Arc::new(config.verp.clone()),
             writer,
             keep_raw: config.lmtp.keep_raw,
@@ -100,12 +106,15 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(rebound::metrics::serve(listener));
         }
         rebound::systemd::notify("READY=1");
-        server.run(shutdown_signal()).await;
+        server.run(shutdown_signal(term)).await;
         rebound::systemd::notify("STOPPING=1");
         anyhow::Ok(())
     });
     // The server (and with it every Writer handle) is gone: the writer drains and stops.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    for follower in followers {
+        follower.stop();
+    }
     writer_thread.join();
     if let Ok(log) = stats.lock() {
         log.log("group commit totals");
@@ -114,17 +123,8 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
+/// Resolves on SIGTERM (through the handler installed at start) or Ctrl-C (SIGINT).
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),

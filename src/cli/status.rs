@@ -91,6 +91,11 @@ fn render(r: &AddressReport) -> String {
         );
         let _ = writeln!(o, "  events    first {}, last {}", rfc3339(s.first_event_at), rfc3339(s.last_event_at));
     }
+    if r.status.is_none() && !r.events.is_empty() {
+        // Unverified bounces (no valid VERP token) and sender-fault or transient
+        // failures are recorded but never change an address.
+        let _ = writeln!(o, "  no status row: none of its events changed the address");
+    }
     if r.events.is_empty() {
         let _ = writeln!(o, "  no events");
     }

@@ -22,6 +22,9 @@ use std::time::Duration;
 const CHUNK_BYTES: usize = 1 << 20;
 /// Bytes of the first line hashed to recognise a file.
 const FIRST_LINE_BYTES: usize = 4096;
+/// How long a renamed log must stay unchanged (with the new file in use) before it is
+/// closed: an old writer process may still finish its records into it.
+const DRAIN_GRACE: Duration = Duration::from_secs(60);
 
 /// Counters of one follower.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,6 +77,7 @@ pub struct Follower {
     pos: LogPosition,
     cur: Option<OpenLog>,
     draining: Option<OpenLog>,
+    drain_quiet_since: std::time::Instant,
     /// Counters since this follower was opened.
     pub stats: FollowStats,
 }
@@ -111,6 +115,7 @@ impl Follower {
             pos: saved.clone().unwrap_or_default(),
             cur: None,
             draining: None,
+            drain_quiet_since: std::time::Instant::now(),
             stats: FollowStats::default(),
         };
         if path != Path::new("-") {
@@ -122,6 +127,7 @@ impl Follower {
     /// Finds where the last run stopped: the same file, or (rotated while we were down)
     /// the sibling holding the rest of it, which is read to its end first.
     fn resume(&mut self, saved: Option<LogPosition>, start_at_end: bool) -> Result<(), MaillogError> {
+        self.resume_rotated()?;
         let current = OpenLog::open(&self.path).ok();
         let Some(saved) = saved else {
             self.cur = current.map(|mut c| {
@@ -147,7 +153,7 @@ impl Follower {
             Some(mut old) => {
                 tracing::info!(log = %self.path.display(), "log rotated while stopped: reading the rest of the old file");
                 old.offset = saved.offset;
-                self.drain_fully(old)?;
+                self.drain_fully(old, false)?;
             }
             None if saved.offset > 0 => {
                 tracing::warn!(log = %self.path.display(), "log replaced while stopped and its old file was not found; lines after the saved position may be missing");
@@ -157,27 +163,57 @@ impl Follower {
         Ok(())
     }
 
+    /// Picks up a renamed file the last run was still reading (its row `PATH#rotated`).
+    fn resume_rotated(&mut self) -> Result<(), MaillogError> {
+        let key = self.rotated_key();
+        let store_err = |source| MaillogError::Store { path: self.path.clone(), source };
+        let Some(r) = logpos::load_position(&self.conn, &key).map_err(store_err)? else { return Ok(()) };
+        match find_sibling(&self.path, Some((r.device, r.inode)), "", r.offset) {
+            Some(mut old) if old.len() >= r.offset => {
+                old.offset = r.offset;
+                self.draining = Some(old);
+                self.drain_quiet_since = std::time::Instant::now();
+                Ok(())
+            }
+            _ => self.forget_rotated(),
+        }
+    }
+
+    fn rotated_key(&self) -> String {
+        format!("{}#rotated", self.key)
+    }
+
+    /// The renamed file is done: its row goes.
+    fn forget_rotated(&mut self) -> Result<(), MaillogError> {
+        let key = self.rotated_key();
+        let store_err = |e: rusqlite::Error| MaillogError::Store { path: self.path.clone(), source: e.into() };
+        self.conn.execute("DELETE FROM log_positions WHERE path = ?1", [key]).map_err(store_err)?;
+        Ok(())
+    }
+
     /// Reads what is available, handling rotation; false when there was nothing to do.
     pub fn poll_once(&mut self) -> Result<bool, MaillogError> {
         if let Some(mut old) = self.draining.take() {
-            let n = self.read_chunk(&mut old, false)?;
+            let n = self.read_chunk(&mut old, false, true)?;
             if n > 0 {
+                self.drain_quiet_since = std::time::Instant::now();
                 self.draining = Some(old);
                 return Ok(true);
             }
-            if self.cur.as_ref().is_some_and(|c| c.len() > 0) || self.reopen_if_new()? {
-                // The writer has moved to the new file: the old one is complete.
-                self.read_chunk(&mut old, true)?;
+            let moved = self.reopen_if_new()?;
+            if moved && self.drain_quiet_since.elapsed() >= DRAIN_GRACE {
+                // The writers have moved to the new file and the old one is quiet: done.
+                self.read_chunk(&mut old, true, true)?;
+                self.forget_rotated()?;
                 return Ok(true);
             }
             self.draining = Some(old);
-            return Ok(false);
         }
         if self.check_truncated()? {
             return Ok(true);
         }
         if let Some(mut cur) = self.cur.take() {
-            let n = self.read_chunk(&mut cur, false)?;
+            let n = self.read_chunk(&mut cur, false, false)?;
             self.cur = Some(cur);
             if n > 0 {
                 return Ok(true);
@@ -190,7 +226,8 @@ impl Follower {
     pub fn read_to_end(&mut self) -> Result<(), MaillogError> {
         while self.poll_once()? {}
         if let Some(old) = self.draining.take() {
-            self.drain_fully(old)?;
+            self.drain_fully(old, true)?;
+            self.forget_rotated()?;
         }
         Ok(())
     }
@@ -219,8 +256,21 @@ impl Follower {
         if (meta.dev(), meta.ino()) != (cur.device, cur.inode) {
             self.stats.rotations += 1;
             tracing::info!(log = %self.path.display(), "log renamed away; reading the old file to its end");
+            if let Some(older) = self.draining.take() {
+                self.drain_fully(older, true)?;
+            }
             self.draining = self.cur.take();
+            self.drain_quiet_since = std::time::Instant::now();
             self.cur = OpenLog::open(&self.path).ok();
+            // From now on the main row describes the new file (offset 0), the
+            // `#rotated` row the old one; both in one transaction.
+            let c = self.cur.as_ref();
+            self.pos.device = c.map_or(0, |c| c.device);
+            self.pos.inode = c.map_or(0, |c| c.inode);
+            self.pos.offset = 0;
+            self.pos.first_line_hash = c.map(|c| c.first_hash.clone()).unwrap_or_default();
+            let rotated = self.draining.as_ref().map(position_of);
+            self.commit(&[], chrono::Utc::now().timestamp(), rotated.as_ref(), true)?;
             return Ok(true);
         }
         Ok(false)
@@ -243,7 +293,7 @@ impl Follower {
         tracing::info!(log = %self.path.display(), "log truncated (copytruncate); catching up from its copy");
         if let Some(mut copy) = find_sibling(&self.path, None, &old_hash, old_offset) {
             copy.offset = old_offset;
-            self.drain_fully(copy)?;
+            self.drain_fully(copy, false)?;
         }
         if let Some(cur) = self.cur.as_mut() {
             cur.offset = 0;
@@ -260,16 +310,17 @@ impl Follower {
         Ok(self.cur.as_ref().is_some_and(|c| c.len() > 0))
     }
 
-    /// Reads a finished file (renamed or copied away) to its very end.
-    fn drain_fully(&mut self, mut log: OpenLog) -> Result<(), MaillogError> {
-        while self.read_chunk(&mut log, false)? > 0 {}
-        self.read_chunk(&mut log, true)?;
+    /// Reads a finished file (renamed or copied away) to its very end; `rotated`: its
+    /// position goes to the `#rotated` row, else to the main row.
+    fn drain_fully(&mut self, mut log: OpenLog, rotated: bool) -> Result<(), MaillogError> {
+        while self.read_chunk(&mut log, false, rotated)? > 0 {}
+        self.read_chunk(&mut log, true, rotated)?;
         Ok(())
     }
 
     /// Reads and commits the complete lines after `log.offset` (at most one chunk);
     /// `final_part` also takes a last line without its newline. Returns bytes consumed.
-    fn read_chunk(&mut self, log: &mut OpenLog, final_part: bool) -> Result<usize, MaillogError> {
+    fn read_chunk(&mut self, log: &mut OpenLog, final_part: bool, rotated: bool) -> Result<usize, MaillogError> {
         let avail = log.len().saturating_sub(log.offset);
         if avail == 0 {
             return Ok(0);
@@ -293,11 +344,15 @@ impl Follower {
         if log.first_hash.is_empty() {
             log.first_hash = first_line_hash(&log.file);
         }
-        self.pos.device = log.device;
-        self.pos.inode = log.inode;
-        self.pos.offset = log.offset;
-        self.pos.first_line_hash = log.first_hash.clone();
-        self.commit(&results, now)?;
+        if rotated {
+            self.commit(&results, now, Some(&position_of(log)), false)?;
+        } else {
+            self.pos.device = log.device;
+            self.pos.inode = log.inode;
+            self.pos.offset = log.offset;
+            self.pos.first_line_hash = log.first_hash.clone();
+            self.commit(&results, now, None, true)?;
+        }
         Ok(used)
     }
 
@@ -321,8 +376,16 @@ impl Follower {
         results.extend(found);
     }
 
-    /// Writes events, join changes and position in one transaction.
-    fn commit(&mut self, results: &[JoinedResult], now: i64) -> Result<(), MaillogError> {
+    /// Writes events, join changes and positions (the main row, and the renamed file's
+    /// row when given) in one transaction.
+    fn commit(
+        &mut self,
+        results: &[JoinedResult],
+        now: i64,
+        rotated: Option<&LogPosition>,
+        main: bool,
+    ) -> Result<(), MaillogError> {
+        let rotated_key = self.rotated_key();
         let path = self.path.clone();
         let store_err = |source| MaillogError::Store { path: path.clone(), source };
         let changes: Vec<(String, Option<String>)> = self
@@ -335,8 +398,11 @@ impl Follower {
         let events = logevents::insert_results(&tx, &self.classifier, &self.verp, results, now).map_err(store_err)?;
         logpos::save_pending(&tx, &self.key, &changes).map_err(store_err)?;
         self.pos.results += results.len() as i64;
-        if self.key != "-" {
+        if self.key != "-" && main {
             logpos::save_position(&tx, &self.key, &self.pos, now).map_err(store_err)?;
+        }
+        if let Some(r) = rotated {
+            logpos::save_position(&tx, &rotated_key, r, now).map_err(store_err)?;
         }
         tx.commit().map_err(|e| store_err(e.into()))?;
         self.stats.events += events as u64;
@@ -375,13 +441,24 @@ impl Follower {
                 pending_lines += 1;
             }
             if (quiet && pending_lines > 0) || done || pending_lines >= 1000 {
-                self.commit(&std::mem::take(&mut results), now)?;
+                self.commit(&std::mem::take(&mut results), now, None, true)?;
                 pending_lines = 0;
             }
             if done || stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
         }
+    }
+}
+
+/// The position row of a file being read.
+fn position_of(log: &OpenLog) -> LogPosition {
+    LogPosition {
+        device: log.device,
+        inode: log.inode,
+        offset: log.offset,
+        first_line_hash: log.first_hash.clone(),
+        ..Default::default()
     }
 }
 

@@ -176,6 +176,9 @@ pub fn parse_line(line: &str, format: LogFormat, now: i64) -> ParsedLine {
         _ => None,
     };
     let mut entry = match mta {
+        // A framed Postfix line without a queue id (master, postfix-script, postlogd
+        // notices) carries no result: not counted as unknown.
+        Some(Mta::Postfix) if !frame.program.is_empty() && queue_id_prefix(frame.message).is_none() => LogEntry::Ignored,
         Some(Mta::Postfix) => postfix::parse(frame.message),
         Some(Mta::Sendmail) => sendmail::parse(frame.message),
         None => LogEntry::Ignored,

@@ -6,12 +6,11 @@ use super::protocol::Delivery;
 use crate::classify::Classifier;
 use crate::parse::ParsedMessage;
 use crate::pipeline::{self, Envelope};
-use crate::store::{self, correlate, event, StoreError};
-use rusqlite::{Connection, Transaction};
+use crate::store::{correlate, event, StoreError};
+use crate::store::writer::{WriteError, Writer};
+use rusqlite::Transaction;
 use sha2::{Digest, Sha256};
-use std::io::Write;
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 /// What storing a message produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +23,21 @@ pub struct Recorded {
     pub events: usize,
 }
 
+/// Why a delivery was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The database refused the rows.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The writer failed or has stopped.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
 /// Something that commits a delivery durably (called from a blocking thread).
 pub trait Recorder: Send + Sync + 'static {
     /// Stores the message and its events; Ok only once committed.
-    fn record(&self, delivery: &Delivery) -> Result<Recorded, StoreError>;
+    fn record(&self, delivery: &Delivery) -> Result<Recorded, RecordError>;
 }
 
 /// The rows of one delivery, parsed and classified, ready for a transaction.
@@ -61,7 +71,7 @@ pub fn prepare(d: &Delivery, classifier: &Classifier, now: i64) -> Prepared {
         sha256: data_encoding::HEXLOWER.encode(&Sha256::digest(&d.raw)),
         kind: kind.to_string(),
         size_bytes: i64::try_from(d.raw.len()).unwrap_or(i64::MAX),
-        raw_deflated: deflate(&d.raw),
+        raw_deflated: Some(crate::lmtp::delivery::deflate(&d.raw)),
     };
     Prepared { message, parsed: processed.parsed, events }
 }
@@ -77,37 +87,27 @@ pub fn write(tx: &Transaction<'_>, verp: &crate::verp::VerpConfig, p: &Prepared,
     Ok(Recorded { message_id, kind: p.message.kind.clone(), events: events.len() })
 }
 
-/// The recorder on an SQLite connection of its own (WAL, synchronous=FULL).
-pub struct SqliteRecorder {
-    conn: Mutex<Connection>,
-    classifier: Classifier,
-    verp: crate::verp::VerpConfig,
+/// The recorder on the store's single writer (group commit, synchronous=FULL).
+pub struct WriterRecorder {
+    writer: Writer,
+    classifier: Arc<Classifier>,
+    verp: Arc<crate::verp::VerpConfig>,
 }
 
-impl SqliteRecorder {
-    /// Opens (creating and migrating) the database at `path`.
-    pub fn open(path: &Path, classifier: Classifier, verp: crate::verp::VerpConfig) -> Result<SqliteRecorder, StoreError> {
-        Ok(SqliteRecorder { conn: Mutex::new(store::open(path)?), classifier, verp })
+impl WriterRecorder {
+    /// A recorder submitting to `writer`.
+    pub fn new(writer: Writer, classifier: Arc<Classifier>, verp: Arc<crate::verp::VerpConfig>) -> WriterRecorder {
+        WriterRecorder { writer, classifier, verp }
     }
 }
 
-impl Recorder for SqliteRecorder {
-    fn record(&self, delivery: &Delivery) -> Result<Recorded, StoreError> {
+impl Recorder for WriterRecorder {
+    fn record(&self, delivery: &Delivery) -> Result<Recorded, RecordError> {
         let now = chrono::Utc::now().timestamp();
-        let prepared = prepare(delivery, &self.classifier, now);
-        // A panic in another session while holding the lock leaves the connection usable:
-        // SQLite rolls back the unfinished transaction when it is dropped.
-        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let tx = conn.transaction()?;
-        let recorded = write(&tx, &self.verp, &prepared, now)?;
-        tx.commit()?;
-        Ok(recorded)
+        // Parsing and classifying happen here, on the caller's blocking thread; the
+        // writer thread only inserts.
+        let prepared = Arc::new(prepare(delivery, &self.classifier, now));
+        let verp = self.verp.clone();
+        Ok(self.writer.submit_blocking(move |tx| write(tx, &verp, &prepared, now))?)
     }
-}
-
-/// Raw deflate at a fast level: evidence, not archive.
-fn deflate(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut enc = flate2::write::DeflateEncoder::new(Vec::with_capacity(raw.len() / 3 + 64), flate2::Compression::fast());
-    enc.write_all(raw).ok()?;
-    enc.finish().ok()
 }

@@ -202,31 +202,35 @@ fn one_of(name: &str, set: &[&str]) -> bool {
     set.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
+/// The line starting at byte `at` (without its newline) and where the next begins.
+fn line_at(text: &str, at: usize) -> Option<(&str, usize)> {
+    let rest = text.get(at..)?;
+    if rest.is_empty() {
+        return None;
+    }
+    let n = memchr::memchr(b'\n', rest.as_bytes()).unwrap_or(rest.len());
+    Some((rest.get(..n)?, at + n + 1))
+}
+
 /// Finds the start of the first block of header lines that is a returned message:
 /// at least three fields including one only a real message carries, or two fields
-/// right after a line announcing the original.
+/// right after a line announcing the original. One pass, no allocation.
 pub fn find_header_block(text: &str) -> Option<usize> {
-    let mut offset = 0;
-    let mut lines: Vec<(usize, &str)> = Vec::new();
-    for l in text.split('\n') {
-        lines.push((offset, l));
-        offset += l.len() + 1;
-    }
-    let mut i = 0;
-    while i < lines.len() {
-        let (start, line) = lines[i];
+    let mut at = 0;
+    let mut prev_nonblank = "";
+    while let Some((line, next)) = line_at(text, at) {
         let known = header_name(line).filter(|n| one_of(n, ORIGINAL_HEADERS) || n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")));
         if known.is_none() {
-            i += 1;
+            if !line.trim().is_empty() {
+                prev_nonblank = line;
+            }
+            at = next;
             continue;
         }
-        let mut fields = 0;
-        let mut strong = false;
-        let mut j = i;
-        while j < lines.len() {
-            let l = lines[j].1;
+        let (mut fields, mut strong, mut j) = (0, false, at);
+        while let Some((l, after)) = line_at(text, j) {
             if l.starts_with(' ') || l.starts_with('\t') {
-                if j == i {
+                if j == at {
                     break;
                 }
             } else if let Some(n) = header_name(l) {
@@ -235,23 +239,21 @@ pub fn find_header_block(text: &str) -> Option<usize> {
             } else {
                 break;
             }
-            j += 1;
+            j = after;
         }
-        if fields >= 3 && strong || fields >= 2 && after_marker(&lines, i) {
-            return Some(start);
+        if fields >= 3 && strong || fields >= 2 && is_marker(prev_nonblank) {
+            return Some(at);
         }
-        i = j.max(i + 1);
+        prev_nonblank = line;
+        at = j.max(next);
     }
     None
 }
 
-/// Whether the last non-blank line before line `i` announces the original message.
-fn after_marker(lines: &[(usize, &str)], i: usize) -> bool {
-    let prev = lines.get(..i).unwrap_or(&[]).iter().rev().map(|(_, l)| l.trim()).find(|l| !l.is_empty());
-    prev.is_some_and(|l| {
-        let l = l.to_ascii_lowercase();
-        ["original message", "message follows", "copy of", "headers follow", "original mail", "unsent message"].iter().any(|m| l.contains(m))
-    })
+/// Whether a line announces the original message.
+fn is_marker(line: &str) -> bool {
+    let l = line.trim();
+    ["original message", "message follows", "copy of", "headers follow", "original mail", "unsent message"].iter().any(|m| super::text::contains_ci(l, m))
 }
 
 /// Removes HTML tags and decodes the few entities that matter for addresses.

@@ -110,8 +110,10 @@ pub fn parse_headers(block: &[u8]) -> Headers {
             break;
         }
         let ns = h.buf.len() as u32;
-        for &b in name {
-            h.buf.push(char::from(b.to_ascii_lowercase()));
+        // The name is ASCII (checked above).
+        h.buf.push_str(std::str::from_utf8(name).unwrap_or(""));
+        if let Some(n) = h.buf.get_mut(ns as usize..) {
+            n.make_ascii_lowercase();
         }
         let vs = h.buf.len() as u32;
         push_lossy(&mut h.buf, trim_bytes(line.get(colon + 1..).unwrap_or(&[])));

@@ -100,7 +100,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             r.provenance.push(("recipient".into(), "Final-Recipient".into()));
             let mut diag = rr.diagnostic.clone();
             let mut source = "Diagnostic-Code";
-            if text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
+            if diag.is_empty() || text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
                 // The text part often holds the remote reply for this recipient.
                 let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
@@ -116,10 +116,16 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             if r.smtp_command.is_empty() {
                 r.smtp_command = command_near(&ctx.text, &r.recipient).to_string();
             }
-            // A temporary status with Action failed: the MTA gave up retrying.
-            if r.action == "failed" && r.status.starts_with('4') {
+            // The MTA gave up retrying: said in words, or a temporary status on a
+            // failed recipient that never got a reply (connection-level failures).
+            // A remote reply is more specific than the MTA's giving up: the hint is
+            // only given when there is none (or the reply itself says it expired).
+            if mta::generic::EXPIRED.is_match(&r.diagnostic) || r.reply_code.is_none() && mta::generic::EXPIRED.is_match(text::prefix(&ctx.text, 8192)) {
                 r.reason_hint = "expired".into();
-                r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status".into()));
+                r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
+            } else if r.action == "failed" && r.status.starts_with('4') && r.reply_code.is_none() {
+                r.reason_hint = "expired".into();
+                r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status and no remote reply".into()));
             }
             if r.remote_mta.is_empty() {
                 r.remote_mta = String::new();

@@ -100,6 +100,16 @@ fn rename_rotation_while_running() {
     drain(&mut f);
     expect(&fx, 0..5);
     assert_eq!(f.stats.rotations, 1);
+    // An old writer process still finishing into the renamed file, before and after a
+    // restart of the follower.
+    append(&old, &message(5));
+    drain(&mut f);
+    expect(&fx, 0..6);
+    drop(f);
+    append(&old, &message(6));
+    append(&fx.log, &message(7));
+    drain(&mut follower(&fx));
+    expect(&fx, 0..8);
 }
 
 #[test]

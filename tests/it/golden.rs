@@ -42,6 +42,15 @@ pub fn projection(pm: &ParsedMessage) -> Value {
     })
 }
 
+/// One projection for a message; an array of them for an mbox file.
+fn project_file(raw: &[u8]) -> Value {
+    if raw.starts_with(b"From ") {
+        Value::Array(rebound::parse::mbox::split_messages(raw).into_iter().map(|m| projection(&parse_message(m))).collect())
+    } else {
+        projection(&parse_message(raw))
+    }
+}
+
 fn samples(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -49,7 +58,7 @@ fn samples(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in entries {
         if e.is_dir() {
             samples(&e, out);
-        } else if e.extension().is_some_and(|x| x == "eml") {
+        } else if e.extension().is_some_and(|x| x == "eml" || x == "mbox") {
             out.push(e);
         }
     }
@@ -91,8 +100,8 @@ fn samples_match_goldens_in_lf_and_crlf() {
     let mut failures = Vec::new();
     for f in &files {
         let raw = std::fs::read(f).unwrap();
-        let lf = projection(&parse_message(&to_lf(&raw)));
-        let crlf = projection(&parse_message(&to_crlf(&raw)));
+        let lf = project_file(&to_lf(&raw));
+        let crlf = project_file(&to_crlf(&raw));
         let golden_path = f.with_extension("json");
         if update {
             std::fs::write(&golden_path, serde_json::to_string_pretty(&lf).unwrap() + "\n").unwrap();

@@ -250,7 +250,7 @@ fn report_rates_and_flags_against_sends() {
         )
         .unwrap();
     }
-    let mut add = |e: NewEvent, send: &str| {
+    let add = |e: NewEvent, send: &str| {
         insert_event(&tx, None, &NewEvent { send_id: Some(send.into()), ..e }).unwrap();
     };
     // gmail: 600 sends, 30 bounces (5 %), 1 complaint (0.17 %: warning).

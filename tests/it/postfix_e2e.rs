@@ -5,12 +5,13 @@
 //! missing Postfix fails the tests, elsewhere they print a notice and skip.
 
 mod harness;
+mod server;
 mod sink;
 
-use harness::{free_port, shared_tempdir, LmtpTargets, Postfix, BOUNCE_DOMAIN};
+use harness::{shared_tempdir, LmtpTargets, Postfix, BOUNCE_DOMAIN};
 use harness::{DEFERRED, NO_SUCH_DOMAIN, REJECTED};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use server::{rebound, Rebound};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Each case: (return-path id, recipient, the DSN's Status, sent over the unix socket).
@@ -79,71 +80,6 @@ fn postfix_recipe_delivers_dsns_over_lmtp_tcp_and_unix() {
     assert!(pf.maillog().contains("status=expired, returned to sender"), "the 450 case did not expire");
 }
 
-/// `rebound serve` under test; SIGTERM, then SIGKILL, on drop.
-struct Rebound {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Rebound {
-    /// Starts serve and waits for its READY=1 on $NOTIFY_SOCKET (what Type=notify uses).
-    fn start(dir: &Path, port: u16, socket: &Path, db: &Path) -> Rebound {
-        use std::os::unix::net::UnixDatagram;
-        let notify_path = dir.join("notify.sock");
-        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-        notify.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-        let stderr = dir.join("rebound.stderr");
-        let child = rebound(dir)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--socket"])
-            .arg(socket)
-            .arg("--db")
-            .arg(db)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn rebound serve");
-        let guard = Rebound { child, stderr };
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = notify.recv(&mut buf).unwrap_or_else(|e| panic!("no READY=1 from serve: {e}; {}", guard.log()));
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
-                break;
-            }
-        }
-        // Postfix's lmtp client runs as user postfix: let it connect whatever mode serve chose.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666)).expect("chmod socket");
-        guard
-    }
-
-    fn log(&self) -> String {
-        format!("rebound stderr:\n{}", std::fs::read_to_string(&self.stderr).unwrap_or_default())
-    }
-}
-
-impl Drop for Rebound {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The release binary, run in `dir` (where a default VERP key file would be created,
-/// so `verp sign` and `serve` share it).
-fn rebound(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rebound"));
-    c.current_dir(dir).env_remove("REBOUND_CONFIG").stdin(Stdio::null());
-    c
-}
-
 /// `rebound verp sign --id ID --domain D`: the signed return path.
 fn sign(dir: &Path, db: &Path, id: &str) -> String {
     let out = rebound(dir)
@@ -159,13 +95,27 @@ fn sign(dir: &Path, db: &Path, id: &str) -> String {
 
 #[test]
 fn postfix_dsns_reach_rebound_and_set_address_status() {
-    if !harness::postfix_available("postfix_dsns_reach_rebound_and_set_address_status") {
-        return;
+    if harness::postfix_available("postfix_dsns_reach_rebound_and_set_address_status") {
+        dsns_set_address_status(Rebound::with_listeners);
     }
+}
+
+/// The same, with serve started as rebound.service/rebound.socket would start it.
+#[test]
+fn postfix_dsns_reach_socket_activated_rebound() {
+    if harness::postfix_available("postfix_dsns_reach_socket_activated_rebound") {
+        dsns_set_address_status(Rebound::socket_activated);
+    }
+}
+
+/// Signs a return path per case, starts serve with `start`, has a private Postfix bounce
+/// each case to rebound (the unix-socket case over the socket), and checks the store.
+fn dsns_set_address_status(start: fn(&Path, &Path) -> Rebound) {
     let tmp = shared_tempdir();
-    let (db, socket, port) = (tmp.path().join("rebound.db"), tmp.path().join("lmtp.sock"), free_port());
+    let db = tmp.path().join("rebound.db");
     let paths: Vec<String> = CASES.iter().map(|c| sign(tmp.path(), &db, c.0)).collect();
-    let server = Rebound::start(tmp.path(), port, &socket, &db);
+    let server = start(tmp.path(), &db);
+    let (port, socket) = (server.port, server.socket.clone());
     let unix_rcpts: Vec<String> = CASES.iter().zip(&paths).filter(|(c, _)| c.3).map(|(_, p)| p.clone()).collect();
     let pf = Postfix::start(
         &tmp.path().join("pf"),

@@ -668,3 +668,22 @@ fn verp_config_section() {
     let err = rebound::verp_keys::parse_keys(Path::new("k"), "00112233445566778899aabbccddeeff\nnot hex\n").unwrap_err();
     assert!(err.to_string().contains("k:2"), "{err}");
 }
+
+#[test]
+fn key_file_defaults_to_beside_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state").join("r.db");
+    std::fs::create_dir(db.parent().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rebound"))
+        .current_dir(dir.path())
+        .args(["--log-format", "json", "--db"])
+        .arg(&db)
+        .args(["verp", "sign", "--id", "k1"])
+        .env_remove("REBOUND_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = dir.path().join("state").join("rebound-verp.key");
+    assert_eq!(key_mode(&key), 0o600);
+    assert!(!dir.path().join("rebound-verp.key").exists());
+}

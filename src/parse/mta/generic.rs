@@ -36,17 +36,18 @@ static REPLY_LED: LazyLock<Regex> = LazyLock::new(|| crate::parse::text::re(r"^\
 /// Report text markers after which no recipient is listed (the original follows).
 static END_MARKERS: LazyLock<Regex> = LazyLock::new(|| {
     crate::parse::text::re(
-        r"(?im)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message)",
+        r"(?im)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message|returned message)",
     )
     .expect("regex")
 });
 
 static DELAY: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed)").expect("regex")
+    crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)").expect("regex")
 });
 
-static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|gave up|giving up after|message expired|expired after|queue expired|time limit exceeded|undeliverable for \d+|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
+/// Phrases saying the MTA gave up after retrying for its queue lifetime.
+pub static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
+    crate::parse::text::re(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex")
 });
 
 /// A recipient found in the text, and where.
@@ -134,6 +135,13 @@ fn diagnostic_after(lines: &[&str], markers: &[bool], hit: &Hit, next_line: Opti
     let first = lines.get(hit.line).copied().unwrap_or("");
     let rest = first.get(hit.after..).unwrap_or("");
     let rest = rest.trim_start_matches(['>', '"', '\'', ':', '.', ' ', ',', ';', ')', ']']);
+    // Prose before the address on its line is the error ("User's mailbox is full: <a>").
+    let before = first.get(..hit.after.saturating_sub(hit.addr.len())).unwrap_or("");
+    let before = before.trim().trim_end_matches(['<', '"', '\'', ' ']).trim_end_matches(':').trim();
+    if before.split_whitespace().count() >= 3 {
+        buf.push_str(before);
+        buf.push(' ');
+    }
     buf.push_str(rest);
     let stop = next_line.unwrap_or(usize::MAX);
     let mut blank = false;
@@ -280,7 +288,8 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         let mut source = "text after the recipient";
         if text::enhanced_code(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
             let p = paragraph(&lines, h.line);
-            if text::enhanced_code(&p).is_some() || text::reply_code(&p).is_some() {
+            let weak = diag.split_whitespace().count() < 3;
+            if weak || text::enhanced_code(&p).is_some() || text::reply_code(&p).is_some() {
                 diag = p;
                 source = "paragraph of the recipient";
             }
@@ -307,15 +316,16 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
             r.smtp_command = text::smtp_command(whole()).to_string();
         }
         let temp = r.status.starts_with('4') || r.reply_code.is_some_and(|c| (400..500).contains(&c));
-        if delayed && !expired || temp && !expired && r.status.is_empty() {
+        if delayed || temp && !expired && r.status.is_empty() {
             r.kind = Kind::Delay;
             r.action = "delayed".into();
         } else {
             r.kind = Kind::Bounce;
             r.action = "failed".into();
         }
-        if expired {
+        if expired && (r.reply_code.is_none() || EXPIRED.is_match(&r.diagnostic)) {
             r.reason_hint = "expired".into();
+            r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
         }
         out.push(r);
     }
@@ -338,4 +348,15 @@ pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
     if r.smtp_command.is_empty() {
         r.smtp_command = text::smtp_command(diag).to_string();
     }
+    if r.remote_mta.is_empty() {
+        if let Some(h) = REMOTE_HOST.captures(diag).and_then(|c| c.get(1).or_else(|| c.get(2))) {
+            r.remote_mta = h.as_str().trim_end_matches('.').to_string();
+            r.provenance.push(("remote_mta".into(), "host named in the error text".into()));
+        }
+    }
 }
+
+/// "host mx.example.net [192.0.2.1]" / "mx.example.net[192.0.2.1] said:" in an error text.
+static REMOTE_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    crate::parse::text::re(r"(?i)\bhost\s+([a-z0-9][a-z0-9.-]*\.[a-z]{2,}\.?)\s*\[|\b([a-z0-9][a-z0-9.-]*\.[a-z]{2,})\[[0-9a-f.:]+\]\s+said").expect("regex")
+});

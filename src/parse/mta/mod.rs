@@ -6,6 +6,7 @@ pub mod amazonses;
 pub mod domino;
 pub mod fml;
 pub mod generic;
+pub mod google;
 
 use super::context::Context;
 use super::mime::Headers;
@@ -55,7 +56,9 @@ pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
     if let Some(r) = fml::parse(ctx) {
         return r;
     }
-    generic::scan(ctx, &exclude, &known, true)
+    let mut records = generic::scan(ctx, &exclude, &known, true);
+    google::refine(ctx, &mut records);
+    records
 }
 
 /// Last resort: nothing in the report names the recipient, the original's To does.

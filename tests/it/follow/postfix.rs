@@ -37,8 +37,9 @@ impl Harness {
             .arg(self.db())
             .arg(self.log())
             .current_dir(self.dir.path())
+            .env("RUST_LOG", "rebound=info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("follow.err")).unwrap())
             .spawn()
             .unwrap();
         self.follower = Some(child);
@@ -204,7 +205,8 @@ fn follows_real_postfix_through_rotation_and_restart() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let stats = String::from_utf8_lossy(&out.stdout);
-    assert!(stats.contains("truncations 1"), "{stats}");
+    let err = std::fs::read_to_string(h.dir.path().join("follow.err")).unwrap_or_default();
+    assert!(stats.contains("truncations 1"), "{stats}\n{err}");
 
     // Reference: one clean read of everything the log ever held, in order.
     let mut pieces: Vec<PathBuf> = std::fs::read_dir(log.parent().unwrap())

@@ -197,3 +197,34 @@ fn example_config_parses_and_states_the_defaults() {
     let config = rebound::config::Config::from_toml(&on).unwrap();
     assert_eq!(config.metrics.metrics_listen.as_deref(), Some("127.0.0.1:9425"));
 }
+
+#[test]
+fn reject_invalid_verp_refuses_forged_tokens_at_rcpt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rebound.toml");
+    let key = dir.path().join("verp.key");
+    std::fs::write(
+        &cfg,
+        format!("[verp]\ndomain = \"bounce.example.test\"\nkey_file = {:?}\nreject_invalid_verp = true\n", key.display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rebound"))
+        .args(["--config", cfg.to_str().unwrap(), "verp", "sign", "--id", "send-1", "--expires", "30d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let genuine = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut cmd = serve_cmd(&dir.path().join("r.db"));
+    cmd.args(["--config", cfg.to_str().unwrap()]);
+    let served = Served::spawn(cmd);
+    let mut c = Client::connect(&served.address());
+    c.reply();
+    c.cmd("LHLO client");
+    c.cmd("MAIL FROM:<>");
+    let at = genuine.find('@').unwrap();
+    let last = if &genuine[at - 1..at] == "a" { "b" } else { "a" };
+    let forged = format!("{}{last}{}", &genuine[..at - 1], &genuine[at..]);
+    assert!(c.cmd(&format!("RCPT TO:<{forged}>")).starts_with("550 5.7.1"), "{forged}");
+    assert!(c.cmd(&format!("RCPT TO:<{genuine}>")).starts_with("250"), "{genuine}");
+    assert!(c.cmd("RCPT TO:<postmaster@bounce.example.test>").starts_with("250"), "not our prefix");
+}

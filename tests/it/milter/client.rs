@@ -1,9 +1,10 @@
 //! A raw milter client (the MTA side) and an in-process milter server for the tests.
 
-use rebound::milter::record::{Recorded, Recorder, SqliteRecorder};
+use rebound::milter::record::{RecordError, Recorded, Recorder, WriterRecorder};
 use rebound::milter::server::{self, Limits};
 use rebound::milter::session::SessionContext;
 use rebound::milter::{Delivery, OnEom, Policy, TokenCheck, TokenStatus};
+use rebound::store::writer::{Writer, WriterOptions, WriterThread};
 use rebound::store::StoreError;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -117,8 +118,8 @@ pub fn test_check() -> Arc<dyn TokenCheck> {
 pub struct BrokenStore;
 
 impl Recorder for BrokenStore {
-    fn record(&self, _: &Delivery) -> Result<Recorded, StoreError> {
-        Err(StoreError::Sqlite(rusqlite::Error::InvalidQuery))
+    fn record(&self, _: &Delivery) -> Result<Recorded, RecordError> {
+        Err(StoreError::Sqlite(rusqlite::Error::InvalidQuery).into())
     }
 }
 
@@ -127,6 +128,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    writer: Option<WriterThread>,
 }
 
 /// Server options for the tests.
@@ -136,16 +138,26 @@ pub struct Setup {
     pub max_connections: usize,
     pub recorder: Arc<dyn Recorder>,
     pub socket: Option<PathBuf>,
+    pub writer: Option<WriterThread>,
 }
 
 impl Setup {
-    /// Defaults: accept at EOM, rejecting invalid tokens, SQLite at `db`.
+    /// Defaults: accept at EOM, rejecting invalid tokens, the store's writer on `db`.
     pub fn with_db(db: &Path) -> Setup {
         // Keys beside the database: correlation would otherwise create ./rebound-verp.key.
         let key_file = db.with_file_name("verp.key");
         let verp = rebound::verp::VerpConfig { key_file, ..Default::default() };
-        let recorder = SqliteRecorder::open(db, Default::default(), verp).expect("open db");
-        Setup { on_eom: OnEom::Accept, reject: true, max_connections: 16, recorder: Arc::new(recorder), socket: None }
+        let conn = rebound::store::open(db).expect("open db");
+        let (writer, thread) = Writer::start(conn, WriterOptions::default(), |_| {}).expect("writer");
+        let recorder = WriterRecorder::new(writer, Default::default(), Arc::new(verp));
+        Setup {
+            on_eom: OnEom::Accept,
+            reject: true,
+            max_connections: 16,
+            recorder: Arc::new(recorder),
+            socket: None,
+            writer: Some(thread),
+        }
     }
 }
 
@@ -180,7 +192,7 @@ impl TestServer {
             });
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(20)).expect("server bound");
-        TestServer { addr, stop: Some(stop), thread: Some(thread) }
+        TestServer { addr, stop: Some(stop), thread: Some(thread), writer: s.writer }
     }
 
     /// Signals shutdown (drain) without waiting.
@@ -195,6 +207,10 @@ impl TestServer {
         self.begin_shutdown();
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
+        }
+        // Every writer handle went with the server's runtime: the writer drains and stops.
+        if let Some(w) = self.writer.take() {
+            w.join();
         }
     }
 }

@@ -1,0 +1,173 @@
+//! Input files → messages: which files under the paths given are read (mbox files,
+//! maildirs, directories of .eml files), and the streaming split of a file into
+//! messages (mbox "From " lines), with memory bounded by the largest message.
+
+use super::IngestError;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+
+/// The files to read under `paths`: files named are taken as given; directories are
+/// walked (sorted, hidden entries and maildir `tmp/` skipped) and their files kept when
+/// they look like a message or an mbox. Returns (path, size) pairs.
+pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, IngestError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|error| IngestError::Io { path: p.clone(), error })?;
+        if meta.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push((p.clone(), meta.len()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), IngestError> {
+    let io = |error| IngestError::Io { path: dir.to_owned(), error };
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = e.path();
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            // Maildir: tmp/ holds deliveries in progress.
+            if name != "tmp" || !dir.join("cur").is_dir() {
+                walk(&path, out)?;
+            }
+        } else if meta.is_file() && looks_like_message(&path) {
+            out.push((path, meta.len()));
+        }
+    }
+    Ok(())
+}
+
+/// True when a file begins with an mbox "From " line or an RFC 5322 header field.
+fn looks_like_message(path: &Path) -> bool {
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    let head = head.get(..n).unwrap_or_default();
+    if head.starts_with(b"From ") {
+        return true;
+    }
+    let name_len = head.iter().take_while(|&&b| b > b' ' && b < 127 && b != b':').count();
+    name_len > 0 && head.get(name_len) == Some(&b':')
+}
+
+/// One message read from a file, or why it could not be.
+pub enum ReadMessage {
+    /// The message bytes (mbox "From " separator removed).
+    Message(Vec<u8>),
+    /// A message over the size limit (its size in bytes), skipped.
+    TooLarge(u64),
+}
+
+/// Splits a stream into messages: an mbox (first line "From ") at each line starting
+/// with "From ", anything else as one message. Memory is bounded by the largest
+/// message kept plus 64 KiB.
+pub struct MessageReader<R: BufRead> {
+    r: R,
+    mbox: Option<bool>,
+    at_line_start: bool,
+    current: Vec<u8>,
+    current_len: u64,
+    line: Vec<u8>,
+    max: usize,
+    done: bool,
+}
+
+impl<R: BufRead> MessageReader<R> {
+    /// A reader of messages over `r`, skipping those over `max_message_bytes`.
+    pub fn new(r: R, max_message_bytes: usize) -> Self {
+        MessageReader {
+            r,
+            mbox: None,
+            at_line_start: true,
+            current: Vec::new(),
+            current_len: 0,
+            line: Vec::with_capacity(4096),
+            max: max_message_bytes,
+            done: false,
+        }
+    }
+
+    fn take_current(&mut self) -> Option<ReadMessage> {
+        let len = std::mem::take(&mut self.current_len);
+        let msg = std::mem::take(&mut self.current);
+        if len > self.max as u64 {
+            return Some(ReadMessage::TooLarge(len));
+        }
+        // Blank space between mbox messages is not a message.
+        (!msg.iter().all(u8::is_ascii_whitespace)).then_some(ReadMessage::Message(msg))
+    }
+
+    /// The next message, or None at the end of the stream.
+    pub fn next_message(&mut self) -> std::io::Result<Option<ReadMessage>> {
+        while !self.done {
+            self.line.clear();
+            // A bounded read: a file with no line ends must not be read whole into `line`.
+            let n = (&mut self.r).take(64 * 1024).read_until(b'\n', &mut self.line)?;
+            if n == 0 {
+                self.done = true;
+                break;
+            }
+            let line_start = self.at_line_start;
+            self.at_line_start = self.line.last() == Some(&b'\n');
+            let separator = line_start && self.line.starts_with(b"From ");
+            let is_mbox = *self.mbox.get_or_insert(separator);
+            if separator && is_mbox {
+                if let Some(m) = self.take_current() {
+                    return Ok(Some(m));
+                }
+                continue;
+            }
+            self.current_len += n as u64;
+            if self.current_len <= self.max as u64 {
+                self.current.extend_from_slice(&self.line);
+            } else if !self.current.is_empty() {
+                self.current = Vec::new();
+            }
+        }
+        Ok(self.take_current())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufReader;
+
+    fn split(data: &[u8], max: usize) -> Vec<Option<Vec<u8>>> {
+        let mut r = MessageReader::new(BufReader::with_capacity(7, data), max);
+        let mut out = Vec::new();
+        while let Some(m) = r.next_message().unwrap() {
+            out.push(match m {
+                ReadMessage::Message(m) => Some(m),
+                ReadMessage::TooLarge(_) => None,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn mbox_and_single_messages() {
+        let m = split(b"From a@b Mon\nSubject: a\n\nx\n\nFrom c@d Tue\r\nSubject: b\r\n\r\ny\r\n", 1000);
+        assert_eq!(m, vec![Some(b"Subject: a\n\nx\n\n".to_vec()), Some(b"Subject: b\r\n\r\ny\r\n".to_vec())]);
+        // Not an mbox: a body line starting with "From " does not split it.
+        let m = split(b"Subject: a\n\nFrom here on\n", 1000);
+        assert_eq!(m, vec![Some(b"Subject: a\n\nFrom here on\n".to_vec())]);
+        assert!(split(b"", 1000).is_empty());
+    }
+
+    #[test]
+    fn too_large_message_is_skipped_not_buffered() {
+        let mut data = b"From a\nSubject: big\n\n".to_vec();
+        data.extend(std::iter::repeat(b'x').take(200_000));
+        data.extend_from_slice(b"\nFrom b\nSubject: small\n\nok\n");
+        let m = split(&data, 1000);
+        assert_eq!(m, vec![None, Some(b"Subject: small\n\nok\n".to_vec())]);
+    }
+}
