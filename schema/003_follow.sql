@@ -7,8 +7,8 @@ ALTER TABLE events ADD COLUMN queue_id TEXT NOT NULL DEFAULT '';
 -- are left out of counts and reports.
 ALTER TABLE events ADD COLUMN duplicate_of INTEGER REFERENCES events (id);
 -- Dedup looks events up by (queue id | original Message-ID, recipient).
-CREATE INDEX events_queue_id ON events (queue_id, recipient COLLATE NOCASE);
-CREATE INDEX events_original_message_id ON events (original_message_id, recipient COLLATE NOCASE);
+CREATE INDEX events_queue_id ON events (queue_id, recipient COLLATE NOCASE, source);
+CREATE INDEX events_original_message_id ON events (original_message_id, recipient COLLATE NOCASE, source);
 
 -- Where each followed log was read to. A restart resumes at offset in the file with
 -- this device/inode whose first line hashes to first_line_hash (else the file was

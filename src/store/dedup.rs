@@ -21,14 +21,17 @@ pub fn is_duplicate(tx: &Transaction<'_>, id: i64, e: &NewEvent) -> Result<bool,
         }
         // Repeated log lines (each retry of a deferral) are separate attempts, so only an
         // event from the other side, not itself a duplicate, counts as the first witness.
+        // The source test is written so the (key, recipient, source) index answers it:
+        // a stream of DSNs for one original must not rescan all its earlier events.
+        let sources = if is_log { "source IN ('lmtp', 'milter', 'ingest')" } else { "source = 'log'" };
         let sql = format!(
-            "SELECT id FROM events WHERE {column} = ?1 AND id <> ?2 AND recipient = ?3 COLLATE NOCASE
-               AND kind = ?4 AND (source = 'log') <> ?5 AND duplicate_of IS NULL
+            "SELECT id FROM events WHERE {column} = ?1 AND recipient = ?2 COLLATE NOCASE AND {sources}
+               AND id <> ?3 AND kind = ?4 AND duplicate_of IS NULL
              ORDER BY id LIMIT 1"
         );
         first = tx
             .prepare_cached(&sql)?
-            .query_row(params![key, id, e.recipient, e.kind, is_log], |r| r.get::<_, i64>(0))
+            .query_row(params![key, e.recipient, id, e.kind], |r| r.get::<_, i64>(0))
             .optional()?;
     }
     let Some(first) = first else { return Ok(false) };
