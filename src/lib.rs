@@ -20,3 +20,4 @@ pub mod report;
 pub mod store;
 pub mod systemd;
 pub mod verp;
+pub mod verp_keys;

@@ -8,7 +8,13 @@ use std::process::ExitCode;
 /// rebound: inbound bounce processor (LMTP server, DSN/ARF/auto-reply parser, VERP
 /// correlation, SQLite disposition store).
 #[derive(Parser, Debug)]
-#[command(name = "rebound", version, about, long_about = None)]
+#[command(name = "rebound", version, about, long_about = None, after_help = "Examples:
+  rebound serve --listen 127.0.0.1:2424 --db /var/lib/rebound/rebound.db
+  rebound verp sign --id 8f3a-42 --domain bounce.example.com
+  rebound parse bounce.eml
+  rebound status alice@example.org
+
+Each command has its own --help with examples; man rebound-COMMAND.")]
 struct Cli {
     #[command(flatten)]
     global: cli::Globals,

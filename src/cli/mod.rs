@@ -54,6 +54,8 @@ impl Globals {
         if let Some(db) = &self.db {
             config.store.db = db.clone();
         }
+        // Every command that stores events judges them by the configured policy.
+        rebound::store::hooks::set_policy(config.policy.clone());
         Ok(config)
     }
 }

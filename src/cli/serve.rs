@@ -1,12 +1,132 @@
-//! `rebound serve`.
+//! `rebound serve`: opens (creating and migrating) the store, starts the single writer,
+//! binds the LMTP listeners (or takes systemd's), serves until SIGTERM or Ctrl-C, then
+//! drains and exits 0.
 use clap::Args;
+use rebound::lmtp::{Delivery, Endpoints, Server};
+use rebound::store::writer::{BatchStats, Writer, WriterOptions};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Arguments of `serve`.
 #[derive(Args, Debug)]
-pub struct ServeArgs {}
+#[command(after_help = "Examples:\n  rebound serve                                   # 127.0.0.1:2424, ./rebound.db\n  rebound serve --listen 127.0.0.1:2424 --socket /run/rebound/lmtp --db /var/lib/rebound/rebound.db\n  rebound --config /etc/rebound/rebound.toml serve")]
+pub struct ServeArgs {
+    /// TCP address to listen on, ADDR:PORT (repeatable; replaces lmtp.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<String>,
+    /// Unix socket to listen on (repeatable; replaces lmtp.sockets).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Vec<PathBuf>,
+}
+
+/// Group-commit totals for the periodic and final log lines.
+#[derive(Default)]
+struct BatchLog {
+    batches: u64,
+    jobs: u64,
+    max: usize,
+    commit_micros: u64,
+    last_log: Option<Instant>,
+}
+
+impl BatchLog {
+    fn add(&mut self, s: &BatchStats) {
+        self.batches += 1;
+        self.jobs += s.jobs as u64;
+        self.max = self.max.max(s.jobs);
+        self.commit_micros += s.commit_time.as_micros() as u64;
+    }
+
+    fn log(&self, what: &str) {
+        let mean = if self.batches > 0 { self.jobs as f64 / self.batches as f64 } else { 0.0 };
+        let commit_ms = if self.batches > 0 { self.commit_micros as f64 / 1000.0 / self.batches as f64 } else { 0.0 };
+        tracing::info!(
+            batches = self.batches,
+            batch_jobs = self.jobs,
+            batch_mean = format!("{mean:.1}"),
+            batch_max = self.max,
+            commit_ms_mean = format!("{commit_ms:.2}"),
+            "{what}"
+        );
+    }
+}
 
 /// Runs the LMTP server until SIGTERM or Ctrl-C.
-pub fn run(_g: &super::Globals, _a: ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("serve: not implemented yet")
+pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = g.config()?;
+    // Read (or create) the VERP keys now: a bad key file fails the start, not every message.
+    rebound::verp_keys::cached(&config.verp)?;
+    let conn = rebound::store::open(&config.store.db)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
+    tracing::info!(db = %config.store.db.display(), "store open");
+    let stats = Arc::new(Mutex::new(BatchLog::default()));
+    let observer_stats = stats.clone();
+    let (writer, writer_thread) = Writer::start(conn, WriterOptions::default(), move |s| {
+        let m = rebound::metrics::global();
+        m.batch_jobs.observe(s.jobs as f64);
+        m.commit_seconds.observe(s.commit_time.as_secs_f64());
+        if let Ok(mut log) = observer_stats.lock() {
+            log.add(s);
+            let due = log.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+            if due {
+                log.last_log = Some(Instant::now());
+                log.log("group commit");
+            }
+        }
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let served = runtime.block_on(async move {
+        let (tcp, unix) = if a.listen.is_empty() && a.socket.is_empty() {
+            (config.lmtp.listen.clone(), config.lmtp.sockets.clone())
+        } else {
+            (a.listen, a.socket)
+        };
+        let endpoints = Endpoints { tcp, unix, inherited: rebound::systemd::listen_fds() };
+        let delivery = Delivery {
+            classifier: Arc::new(rebound::classify::Classifier::with_default_rules()),
+            verp: Arc::new(config.verp.clone()),
+            writer,
+            keep_raw: config.lmtp.keep_raw,
+        };
+        let server = Server::bind(&config.lmtp, endpoints, delivery).await?;
+        for address in server.local_addrs() {
+            tracing::info!(%address, "listening");
+        }
+        if let Some(addr) = &config.metrics.metrics_listen {
+            let listener = rebound::metrics::bind(addr).await?;
+            tracing::info!(address = %listener.local_addr()?, "metrics endpoint");
+            tokio::spawn(rebound::metrics::serve(listener));
+        }
+        rebound::systemd::notify("READY=1");
+        server.run(shutdown_signal()).await;
+        rebound::systemd::notify("STOPPING=1");
+        anyhow::Ok(())
+    });
+    // The server (and with it every Writer handle) is gone: the writer drains and stops.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    writer_thread.join();
+    if let Ok(log) = stats.lock() {
+        log.log("group commit totals");
+    }
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    }
 }

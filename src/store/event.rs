@@ -74,6 +74,8 @@ pub struct NewEvent {
     pub verp: String,
     /// Token valid (or classic VERP with a matching send).
     pub verified: bool,
+    /// MTA queue id of the message the event is about (log line, X-Postfix-Queue-ID), or "".
+    pub queue_id: String,
 }
 
 /// Lower-case domain part of an address ("" if none).
@@ -98,9 +100,9 @@ pub fn insert_event(tx: &Transaction<'_>, message_id: Option<i64>, e: &NewEvent)
     tx.prepare_cached(
         "INSERT INTO events (occurred_at, source, message_id, envelope_recipient, recipient, domain, kind, action,
             status, reply_code, diagnostic, remote_mta, reporting_mta, smtp_command, feedback_type, return_date,
-            original_message_id, reason, class, fault, hard, rule, send_id, verp, verified)
+            original_message_id, reason, class, fault, hard, rule, send_id, verp, verified, queue_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-            ?22, ?23, ?24, ?25)",
+            ?22, ?23, ?24, ?25, ?26)",
     )?
     .execute(params![
         e.occurred_at,
@@ -128,6 +130,7 @@ pub fn insert_event(tx: &Transaction<'_>, message_id: Option<i64>, e: &NewEvent)
         e.send_id,
         e.verp,
         e.verified,
+        e.queue_id,
     ])?;
     let id = tx.last_insert_rowid();
     super::hooks::after_event(tx, id, e)?;

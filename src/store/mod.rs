@@ -2,9 +2,17 @@
 //! single writer thread with group commit (`writer.rs`), and the reads (`query.rs`).
 
 pub mod correlate;
+pub mod dedup;
 pub mod event;
 pub mod hooks;
+pub mod query;
+pub mod logevents;
+pub mod logpos;
 mod migrate;
+pub mod writer;
+pub mod rejects;
+pub mod sends;
+pub mod status;
 
 pub use migrate::{migrate, schema_version, MIGRATIONS};
 
@@ -39,6 +47,9 @@ pub enum StoreError {
     /// The database is older than this binary and `open` was asked not to migrate.
     #[error("database schema version {found} is older than {known}; run `rebound db migrate`")]
     TooOld { found: i64, known: i64 },
+    /// The VERP key files could not be read or created.
+    #[error("{0}")]
+    Keys(#[from] crate::verp_keys::KeyFileError),
 }
 
 /// Sets the pragmas every connection uses (WAL, synchronous=FULL, foreign keys, busy timeout).

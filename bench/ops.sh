@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Operator-command figures: `export suppressions` of N suppressed addresses (default 1
+# million) in each format, and `ingest` throughput on an mbox made of the Sisimai corpus
+# repeated (each copy made unique by an X-Bench-Copy header, so none is a duplicate),
+# then the same mbox again (all duplicates). Prints seconds and messages/s.
+#
+# Usage: bench/ops.sh [-n ADDRESSES] [-c CORPUS_COPIES] [-j JOBS] [BINARY]
+#   BINARY defaults to target/release/rebound (build it first: cargo build --release)
+# Needs python3 and ../shared/corpus/sisimai.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=1000000 COPIES=130 JOBS=""
+while getopts "n:c:j:h" o; do
+    case $o in n) N=$OPTARG ;; c) COPIES=$OPTARG ;; j) JOBS="--jobs $OPTARG" ;; *) sed -n '2,9p' "$0"; exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+BIN=$(realpath "${1:-target/release/rebound}")
+CORPUS=$(realpath -m ../shared/corpus/sisimai)
+[ -x "$BIN" ] || { echo "ops.sh: $BIN not built (cargo build --release)" >&2; exit 1; }
+[ -d "$CORPUS" ] || { echo "ops.sh: $CORPUS missing (../shared beside the repo)" >&2; exit 1; }
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# A store with N suppressed addresses (created and migrated by an empty ingest).
+mkdir "$WORK/empty"
+cd "$WORK"   # rebound may create files beside it (a VERP key)
+"$BIN" --db "$WORK/s.db" ingest -q "$WORK/empty" >/dev/null 2>>"$WORK/err"
+python3 - "$WORK/s.db" "$N" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+  INSERT INTO address_status (address, domain, state, reason, class, since, first_event_at, last_event_at, updated_at)
+  SELECT printf('user%08d@d%03d.example', (i * 7919) % 100000000, i % 997), printf('d%03d.example', i % 997),
+    CASE WHEN i % 50 = 0 THEN 'complained' ELSE 'suppressed' END, 'userunknown', 'invalid_recipient',
+    1790000000 + i, 1790000000, 1790000000, 1790000000 FROM n""", (int(sys.argv[2]),))
+c.commit()
+PY
+echo "export suppressions, $N addresses:"
+TIMEFORMAT='%R %U %S'
+for f in txt postfix csv json; do
+    t=$( { time "$BIN" --db "$WORK/s.db" export suppressions --format "$f" --output "$WORK/list.$f" 2>>"$WORK/err"; } 2>&1 )
+    read -r wall user sys <<<"$t"
+    printf '  %-8s %6ss wall, %5.2fs cpu  %s lines, %s bytes\n' "$f" "$wall" "$(python3 -c "print($user + $sys)")" \
+        "$(wc -l <"$WORK/list.$f")" "$(stat -c %s "$WORK/list.$f")"
+done
+rm -f "$WORK"/list.*
+
+# An mbox of the corpus repeated COPIES times.
+python3 - "$CORPUS" "$WORK/bench.mbox" "$COPIES" <<'PY'
+import os, re, sys
+corpus, out, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
+msgs = []
+for name in sorted(os.listdir(corpus)):
+    if not name.endswith(".eml"):
+        continue
+    data = open(os.path.join(corpus, name), "rb").read()
+    if data.startswith(b"From "):
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    msgs.append(data)
+with open(out, "wb") as f:
+    for k in range(copies):
+        for m in msgs:
+            f.write(b"From bench@example.org Mon Nov 23 10:00:00 2026\nX-Bench-Copy: %d\n" % k)
+            f.write(m if m.endswith(b"\n") else m + b"\n")
+PY
+size=$(stat -c %s "$WORK/bench.mbox")
+echo "ingest, mbox of the corpus x $COPIES ($((size / 1000000)) MB):"
+for run in new again; do
+    t=$( { time "$BIN" --db "$WORK/i.db" ingest -q $JOBS "$WORK/bench.mbox" >"$WORK/out" 2>>"$WORK/err"; } 2>&1 )
+    read -r wall user sys <<<"$t"
+    out=$(cat "$WORK/out")
+    msgs=$(awk '/^messages/ {print $2}' <<<"$out")
+    printf '  %-6s %s | %s | %s | cpu %.2fs (%.0f messages per cpu-second)\n' "$run" "$(grep '^messages' <<<"$out" | tr -s ' ')" \
+        "$(grep '^stored' <<<"$out" | tr -s ' ')" "$(grep '^time' <<<"$out" | sed 's/^time: *//')" \
+        "$(python3 -c "print($user + $sys)")" "$(python3 -c "print($msgs / max($user + $sys, 1e-9))")"
+done
+echo "  store: $(stat -c %s "$WORK/i.db") bytes; load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"

@@ -1,0 +1,85 @@
+//! One failure, two witnesses: the MTA's log line (source `log`) and the MTA's own DSN
+//! (LMTP, milter, ingest) report the same result. The second one to arrive is marked
+//! `duplicate_of` the first, so it changes no address status and counts once.
+
+use super::event::NewEvent;
+use super::StoreError;
+use rusqlite::{params, OptionalExtension, Transaction};
+
+/// Marks event `id` as a duplicate of an earlier event from the other side (log vs
+/// message) about the same message (queue id or original Message-ID), recipient and
+/// kind; true if it is one.
+pub fn is_duplicate(tx: &Transaction<'_>, id: i64, e: &NewEvent) -> Result<bool, StoreError> {
+    if e.recipient.is_empty() || !matches!(e.kind.as_str(), "bounce" | "delay" | "delivered") {
+        return Ok(false);
+    }
+    let is_log = e.source == "log";
+    let mut first = None;
+    for (column, key) in [("queue_id", &e.queue_id), ("original_message_id", &e.original_message_id)] {
+        if key.is_empty() || first.is_some() {
+            continue;
+        }
+        // Repeated log lines (each retry of a deferral) are separate attempts, so only an
+        // event from the other side, not itself a duplicate, counts as the first witness.
+        let sql = format!(
+            "SELECT id FROM events WHERE {column} = ?1 AND id <> ?2 AND recipient = ?3 COLLATE NOCASE
+               AND kind = ?4 AND (source = 'log') <> ?5 AND duplicate_of IS NULL
+             ORDER BY id LIMIT 1"
+        );
+        first = tx
+            .prepare_cached(&sql)?
+            .query_row(params![key, id, e.recipient, e.kind, is_log], |r| r.get::<_, i64>(0))
+            .optional()?;
+    }
+    let Some(first) = first else { return Ok(false) };
+    tx.prepare_cached("UPDATE events SET duplicate_of = ?1 WHERE id = ?2")?.execute(params![first, id])?;
+    tracing::debug!(event = id, duplicate_of = first, "same result already recorded from the other source");
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::event::insert_event;
+
+    fn ev(source: &str, kind: &str, queue_id: &str, mid: &str) -> NewEvent {
+        NewEvent {
+            source: source.into(),
+            recipient: "User1@remote.example.test".into(),
+            kind: kind.into(),
+            queue_id: queue_id.into(),
+            original_message_id: mid.into(),
+            reason: "userunknown".into(),
+            class: "invalid_recipient".into(),
+            fault: "recipient".into(),
+            ..Default::default()
+        }
+    }
+
+    fn dup_of(tx: &Transaction<'_>, id: i64) -> Option<i64> {
+        tx.query_row("SELECT duplicate_of FROM events WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn log_then_dsn_and_dsn_then_log() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        let log = insert_event(&tx, None, &ev("log", "bounce", "1593898E0AC", "m1@app")).unwrap();
+        let dsn = insert_event(&tx, None, &ev("lmtp", "bounce", "", "m1@app")).unwrap();
+        assert_eq!(dup_of(&tx, log), None);
+        assert_eq!(dup_of(&tx, dsn), Some(log));
+        // DSN first, by queue id only.
+        let dsn2 = insert_event(&tx, None, &ev("lmtp", "bounce", "AAAAA2", "")).unwrap();
+        let log2 = insert_event(&tx, None, &ev("log", "bounce", "AAAAA2", "m2@app")).unwrap();
+        assert_eq!((dup_of(&tx, dsn2), dup_of(&tx, log2)), (None, Some(dsn2)));
+        // Other kind, other message, or the same side again: not duplicates.
+        let delay = insert_event(&tx, None, &ev("lmtp", "delay", "", "m1@app")).unwrap();
+        let other = insert_event(&tx, None, &ev("lmtp", "bounce", "", "m9@app")).unwrap();
+        let retry1 = insert_event(&tx, None, &ev("log", "delay", "BBBBB3", "")).unwrap();
+        let retry2 = insert_event(&tx, None, &ev("log", "delay", "BBBBB3", "")).unwrap();
+        for id in [delay, other, retry1, retry2] {
+            assert_eq!(dup_of(&tx, id), None, "event {id}");
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The reads operators and reports make: the status of an address, its last events,
+//! one event and its message, report aggregates, and the suppression export rows.
+
+use super::StoreError;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+/// One row of `address_status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AddressStatus {
+    /// Lower-case address.
+    pub address: String,
+    /// Lower-case domain.
+    pub domain: String,
+    /// active, soft_bouncing, suppressed, complained, unsubscribed.
+    pub state: String,
+    /// Reason of the event that set the state.
+    pub reason: String,
+    /// Class of that event.
+    pub class: String,
+    /// Rule that classified it.
+    pub rule: String,
+    /// When the address entered this state (Unix seconds).
+    pub since: i64,
+    /// First counted event.
+    pub first_event_at: i64,
+    /// Last counted event.
+    pub last_event_at: i64,
+    /// The event that last changed the row.
+    pub last_event_id: Option<i64>,
+    /// Hard recipient-fault failures.
+    pub hard_count: i64,
+    /// Soft failures in the current window.
+    pub soft_count: i64,
+    /// Complaints.
+    pub complaint_count: i64,
+    /// Successful deliveries.
+    pub delivered_count: i64,
+    /// When a suppression lifts (None: until further notice).
+    pub suppressed_until: Option<i64>,
+    /// Last change of the row.
+    pub updated_at: i64,
+}
+
+/// One row of `events`.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct EventRow {
+    pub id: i64,
+    pub occurred_at: i64,
+    pub source: String,
+    pub message_id: Option<i64>,
+    pub envelope_recipient: String,
+    pub recipient: String,
+    pub domain: String,
+    pub kind: String,
+    pub action: String,
+    pub status: String,
+    pub reply_code: Option<i64>,
+    pub diagnostic: String,
+    pub remote_mta: String,
+    pub reporting_mta: String,
+    pub smtp_command: String,
+    pub feedback_type: String,
+    pub return_date: String,
+    pub original_message_id: String,
+    pub reason: String,
+    pub class: String,
+    pub fault: String,
+    pub hard: bool,
+    pub rule: String,
+    pub send_id: Option<String>,
+    pub verp: String,
+    pub verified: bool,
+}
+
+/// One row of `messages`, with its raw bytes as stored (deflated; None once pruned).
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub received_at: i64,
+    pub source: String,
+    pub envelope_sender: String,
+    /// JSON array as stored.
+    pub envelope_recipients: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub kind: String,
+    #[serde(skip)]
+    pub raw: Option<Vec<u8>>,
+    pub raw_encoding: String,
+}
+
+/// Event counts for one combination of grouping fields, within a time window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventAggregate {
+    pub domain: String,
+    /// Campaign of the send the event belongs to ("" when not correlated).
+    pub campaign: String,
+    pub kind: String,
+    pub class: String,
+    pub reason: String,
+    pub fault: String,
+    pub hard: bool,
+    pub count: i64,
+}
+
+/// Send counts per domain and campaign within a time window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendAggregate {
+    pub domain: String,
+    pub campaign: String,
+    pub count: i64,
+}
+
+/// One address of a suppression export, borrowed from the current database row.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportRow<'a> {
+    pub address: &'a str,
+    pub state: &'a str,
+    pub reason: &'a str,
+    pub class: &'a str,
+    pub since: i64,
+    pub suppressed_until: Option<i64>,
+}
+
+const EVENT_COLUMNS: &str = "id, occurred_at, source, message_id, envelope_recipient, recipient, domain, kind, action,
+    status, reply_code, diagnostic, remote_mta, reporting_mta, smtp_command, feedback_type, return_date,
+    original_message_id, reason, class, fault, hard, rule, send_id, verp, verified";
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        occurred_at: r.get(1)?,
+        source: r.get(2)?,
+        message_id: r.get(3)?,
+        envelope_recipient: r.get(4)?,
+        recipient: r.get(5)?,
+        domain: r.get(6)?,
+        kind: r.get(7)?,
+        action: r.get(8)?,
+        status: r.get(9)?,
+        reply_code: r.get(10)?,
+        diagnostic: r.get(11)?,
+        remote_mta: r.get(12)?,
+        reporting_mta: r.get(13)?,
+        smtp_command: r.get(14)?,
+        feedback_type: r.get(15)?,
+        return_date: r.get(16)?,
+        original_message_id: r.get(17)?,
+        reason: r.get(18)?,
+        class: r.get(19)?,
+        fault: r.get(20)?,
+        hard: r.get(21)?,
+        rule: r.get(22)?,
+        send_id: r.get(23)?,
+        verp: r.get(24)?,
+        verified: r.get(25)?,
+    })
+}
+
+/// The `address_status` row of an address (case-insensitive), if any.
+pub fn address_status(conn: &Connection, address: &str) -> Result<Option<AddressStatus>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT address, domain, state, reason, class, rule, since, first_event_at, last_event_at, last_event_id,
+                hard_count, soft_count, complaint_count, delivered_count, suppressed_until, updated_at
+             FROM address_status WHERE address = ?1",
+        )?
+        .query_row(params![address.trim().to_lowercase()], |r| {
+            Ok(AddressStatus {
+                address: r.get(0)?,
+                domain: r.get(1)?,
+                state: r.get(2)?,
+                reason: r.get(3)?,
+                class: r.get(4)?,
+                rule: r.get(5)?,
+                since: r.get(6)?,
+                first_event_at: r.get(7)?,
+                last_event_at: r.get(8)?,
+                last_event_id: r.get(9)?,
+                hard_count: r.get(10)?,
+                soft_count: r.get(11)?,
+                complaint_count: r.get(12)?,
+                delivered_count: r.get(13)?,
+                suppressed_until: r.get(14)?,
+                updated_at: r.get(15)?,
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
+/// The last `limit` events about an address (case-insensitive), newest first.
+pub fn last_events(conn: &Connection, address: &str, limit: u32) -> Result<Vec<EventRow>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE recipient = ?1 COLLATE NOCASE
+         ORDER BY occurred_at DESC, id DESC LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![address.trim(), limit], event_from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// One event by id.
+pub fn event_by_id(conn: &Connection, id: i64) -> Result<Option<EventRow>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row(params![id], event_from_row).optional()?)
+}
+
+/// The events that came from one message, in order.
+pub fn events_of_message(conn: &Connection, message_id: i64) -> Result<Vec<EventRow>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE message_id = ?1 ORDER BY id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![message_id], event_from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// One stored message by id.
+pub fn message_by_id(conn: &Connection, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, received_at, source, envelope_sender, envelope_recipients, size_bytes, sha256, kind, raw,
+                raw_encoding FROM messages WHERE id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok(StoredMessage {
+                id: r.get(0)?,
+                received_at: r.get(1)?,
+                source: r.get(2)?,
+                envelope_sender: r.get(3)?,
+                envelope_recipients: r.get(4)?,
+                size_bytes: r.get(5)?,
+                sha256: r.get(6)?,
+                kind: r.get(7)?,
+                raw: r.get(8)?,
+                raw_encoding: r.get(9)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Whether a message with this SHA-256 (hex) is stored.
+pub fn message_exists(conn: &Connection, sha256: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM messages WHERE sha256 = ?1 LIMIT 1")?
+        .query_row(params![sha256], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Event counts in `[since, until)` grouped by domain, campaign, kind, class, reason,
+/// fault and hard.
+pub fn event_aggregates(conn: &Connection, since: i64, until: i64) -> Result<Vec<EventAggregate>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.domain, COALESCE(s.campaign, ''), e.kind, e.class, e.reason, e.fault, e.hard, COUNT(*)
+         FROM events e LEFT JOIN sends s ON s.id = e.send_id
+         WHERE e.occurred_at >= ?1 AND e.occurred_at < ?2
+         GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    )?;
+    let rows = stmt.query_map(params![since, until], |r| {
+        Ok(EventAggregate {
+            domain: r.get(0)?,
+            campaign: r.get(1)?,
+            kind: r.get(2)?,
+            class: r.get(3)?,
+            reason: r.get(4)?,
+            fault: r.get(5)?,
+            hard: r.get(6)?,
+            count: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Send counts in `[since, until)` grouped by domain and campaign.
+pub fn send_aggregates(conn: &Connection, since: i64, until: i64) -> Result<Vec<SendAggregate>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT domain, campaign, COUNT(*) FROM sends WHERE sent_at >= ?1 AND sent_at < ?2 GROUP BY 1, 2",
+    )?;
+    let rows = stmt.query_map(params![since, until], |r| {
+        Ok(SendAggregate { domain: r.get(0)?, campaign: r.get(1)?, count: r.get(2)? })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Calls `f` for every address whose state is one of `states`, that entered it at or
+/// after `since`, and whose suppression has not lifted by `now`; sorted by address.
+/// Returns the number of rows.
+pub fn for_each_export_row<E: From<StoreError>>(
+    conn: &Connection,
+    states: &[&str],
+    since: i64,
+    now: i64,
+    mut f: impl FnMut(ExportRow<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
+    let wanted = serde_json::to_string(states).unwrap_or_else(|_| "[]".into());
+    // The states come in as one JSON array so the statement stays the same for any list.
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT address, state, reason, class, since, suppressed_until FROM address_status
+             WHERE state IN (SELECT value FROM json_each(?1)) AND since >= ?2
+               AND (suppressed_until IS NULL OR suppressed_until > ?3)
+             ORDER BY address",
+        )
+        .map_err(|e| E::from(e.into()))?;
+    let mut rows = stmt.query(params![wanted, since, now]).map_err(|e| E::from(e.into()))?;
+    let mut n = 0u64;
+    while let Some(r) = rows.next().map_err(|e| E::from(e.into()))? {
+        let get_str = |i: usize| -> Result<&str, E> {
+            r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(|e| E::from(StoreError::from(e)))
+        };
+        let row = ExportRow {
+            address: get_str(0)?,
+            state: get_str(1)?,
+            reason: get_str(2)?,
+            class: get_str(3)?,
+            since: r.get(4).map_err(|e| E::from(e.into()))?,
+            suppressed_until: r.get(5).map_err(|e| E::from(e.into()))?,
+        };
+        f(row)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+impl StoredMessage {
+    /// The message bytes, inflated (None once pruned or if the stored bytes are corrupt).
+    /// Bounded at 1 GiB so a corrupt or hostile row cannot exhaust memory.
+    pub fn raw_bytes(&self) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let raw = self.raw.as_deref()?;
+        let limit = 1u64 << 30;
+        let mut out = Vec::new();
+        if flate2::read::DeflateDecoder::new(raw).take(limit).read_to_end(&mut out).is_ok() {
+            return Some(out);
+        }
+        // Also accept a zlib-wrapped stream.
+        out.clear();
+        flate2::read::ZlibDecoder::new(raw).take(limit).read_to_end(&mut out).ok().map(|_| out)
+    }
+}
+
+/// Drops the raw bytes of messages received before `before` (Unix seconds); events
+/// are kept. Returns (messages pruned, compressed bytes freed).
+pub fn prune_raw(conn: &Connection, before: i64) -> Result<(u64, u64), StoreError> {
+    let (n, bytes): (i64, Option<i64>) = conn.query_row(
+        "SELECT COUNT(*), SUM(length(raw)) FROM messages WHERE received_at < ?1 AND raw IS NOT NULL",
+        params![before],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    conn.execute("UPDATE messages SET raw = NULL WHERE received_at < ?1 AND raw IS NOT NULL", params![before])?;
+    Ok((n as u64, bytes.unwrap_or(0) as u64))
+}
