@@ -195,7 +195,7 @@ mod cost {
     use super::*;
 
     /// CPU time of this thread, in nanoseconds (wall time is meaningless on a shared machine).
-    fn cpu_ns() -> u128 {
+    pub(super) fn cpu_ns() -> u128 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: clock_gettime writes into the timespec we own.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
@@ -232,5 +232,66 @@ mod cost {
         }
         let decide = (cpu_ns() - start) as f64 / n as f64;
         eprintln!("classify: {per:.0} ns CPU per record (decide alone {decide:.0} ns; {hard})");
+    }
+}
+
+#[cfg(test)]
+mod corpus_cost {
+    use super::*;
+
+    /// Classification CPU cost over the records the parser makes of the Sisimai corpus:
+    /// `cargo test --release --lib classify::corpus_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "measurement"]
+    fn classify_cost_on_corpus_records() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/sisimai");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let mut records = Vec::new();
+        for e in entries.flatten() {
+            if let Ok(raw) = std::fs::read(e.path()) {
+                records.extend(crate::parse::parse_message(&raw).records);
+            }
+        }
+        let c = Classifier::with_default_rules();
+        let passes = 50;
+        let mut n = 0;
+        // The first pass builds the lazy DFA states for these texts: report it apart.
+        let start = super::cost::cpu_ns();
+        for r in &records {
+            n += usize::from(c.classify(r).hard);
+        }
+        eprintln!("first (cold) pass: {:.0} ns CPU per record", (super::cost::cpu_ns() - start) as f64 / records.len().max(1) as f64);
+        let start = super::cost::cpu_ns();
+        for _ in 0..passes {
+            for r in &records {
+                n += usize::from(c.classify(r).hard);
+            }
+        }
+        let total = (super::cost::cpu_ns() - start) as f64;
+        let bytes: usize = records.iter().map(|r| r.diagnostic.len()).sum();
+        eprintln!("{} records, mean diagnostic {} bytes: {:.0} ns CPU per record ({n})",
+            records.len(), bytes / records.len().max(1), total / (passes * records.len()) as f64);
+        let start = super::cost::cpu_ns();
+        for _ in 0..passes {
+            for r in &records {
+                n += usize::from(c.rules().decide(r).is_some());
+            }
+        }
+        eprintln!("decide alone: {:.0} ns", (super::cost::cpu_ns() - start) as f64 / (passes * records.len()) as f64);
+        let start = super::cost::cpu_ns();
+        for _ in 0..passes {
+            for r in &records {
+                n += rules::Facts::of(r).command.len();
+            }
+        }
+        eprintln!("facts alone: {:.0} ns ({n})", (super::cost::cpu_ns() - start) as f64 / (passes * records.len()) as f64);
+        let decided: Vec<_> = records.iter().map(|r| (r, c.rules().decide(r).and_then(|d| d.pattern))).collect();
+        let start = super::cost::cpu_ns();
+        for _ in 0..passes {
+            for (r, p) in &decided {
+                if let Some(p) = p { n += c.rules().matched_text(*p, &r.diagnostic).len(); }
+            }
+        }
+        eprintln!("matched_text alone: {:.0} ns ({n})", (super::cost::cpu_ns() - start) as f64 / (passes * records.len()) as f64);
     }
 }
