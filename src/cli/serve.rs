@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Arguments of `serve`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  rebound serve                                   # 127.0.0.1:2424, ./rebound.db\n  rebound serve --listen 127.0.0.1:2424 --socket /run/rebound/lmtp --db /var/lib/rebound/rebound.db\n  rebound --config /etc/rebound/rebound.toml serve")]
+#[command(after_help = "Examples:\n  rebound serve                                   # 127.0.0.1:2424, ./rebound.db\n  rebound serve --listen 127.0.0.1:2424 --socket /run/rebound/lmtp.sock --db /var/lib/rebound/rebound.db\n  rebound --config /etc/rebound/rebound.toml serve")]
 pub struct ServeArgs {
     /// TCP address to listen on, ADDR:PORT (repeatable; replaces lmtp.listen).
     #[arg(long, value_name = "ADDR:PORT")]
