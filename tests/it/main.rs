@@ -18,3 +18,4 @@ mod packaging;
 mod postfix_e2e;
 mod crash;
 mod hostile;
+mod fuzz_regressions;
