@@ -464,7 +464,7 @@ impl RuleSet {
         }
         let set = RegexSetBuilder::new(&patterns)
             .size_limit(32 << 20)
-            .dfa_size_limit(16 << 20)
+            .dfa_size_limit(256 << 20)
             .build()
             .map_err(|e| RulesError::Set(e.to_string()))?;
         let singles = patterns.iter()
