@@ -334,6 +334,8 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
 
 /// Sets status, reply code, command and diagnostic from an error text.
 pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
+    let joined = text::strip_continuation_codes(diag);
+    let diag = joined.as_str();
     r.diagnostic = text::prefix(diag, 2000).to_string();
     r.provenance.push(("diagnostic".into(), source.into()));
     if r.status.is_empty() {
