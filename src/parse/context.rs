@@ -33,6 +33,8 @@ pub struct Context {
     pub parts_seen: usize,
     /// Text/html parts (decoded bytes), read only when no plain text exists.
     html_parts: Vec<Vec<u8>>,
+    /// Charset of the text part being added, when it declares one.
+    charset: Option<String>,
 }
 
 impl Context {
@@ -115,7 +117,9 @@ impl Context {
                 }
             }
             m if m.starts_with("text/") || m == "application/octet-stream" && depth == 0 => {
+                self.charset = ct.param("charset").map(str::to_string);
                 self.add_text(body, cte);
+                self.charset = None;
             }
             _ => {}
         }
@@ -129,7 +133,14 @@ impl Context {
         // Decode no more than can be kept (base64 shrinks, so twice the room is plenty).
         let body = body.get(..body.len().min(room.saturating_mul(2))).unwrap_or(body);
         let d = mime::decode_body(body, cte);
-        let t = to_text(&d, room);
+        // Text in a legacy charset (ISO-2022-JP, Latin-1 ...) is decoded to UTF-8 first.
+        let cs = self.charset.as_deref().unwrap_or("").trim().to_ascii_lowercase();
+        let legacy = !cs.is_empty() && !matches!(cs.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii");
+        let decoded = if legacy { mail_parser::decoders::charsets::map::charset_decoder(cs.as_bytes()).map(|f| f(&d)) } else { None };
+        let t = match &decoded {
+            Some(u) => to_text(u.as_bytes(), room),
+            None => to_text(&d, room),
+        };
         let start = self.text.len();
         self.text.push_str(&t);
         self.text.push('\n');

@@ -38,6 +38,8 @@ pub struct RecipientReport {
     pub diagnostic: String,
     /// Last-Attempt-Date as written.
     pub last_attempt_date: String,
+    /// A vendor's bounce category field (X-PowerMTA-BounceCategory), lower case.
+    pub category: String,
 }
 
 /// One "Name: value" line: the name and the rest.
@@ -162,6 +164,10 @@ pub fn parse(body: &str) -> DeliveryStatus {
                 };
                 r.diagnostic_type = t;
                 r.diagnostic = text::collapse(v);
+            }
+            "x-powermta-bouncecategory" => {
+                let r = cur.get_or_insert_with(RecipientReport::default);
+                r.category = value.trim().to_ascii_lowercase();
             }
             "last-attempt-date" => {
                 let r = cur.get_or_insert_with(RecipientReport::default);

@@ -34,6 +34,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     }
     let mut records = dsn_records(&ctx, &orig_headers);
     mta::domino::refine(&ctx, &mut records);
+    mta::mcafee::refine(&ctx, &mut records);
     let bounce_like = mta::looks_like_bounce(&ctx);
     if records.is_empty() && bounce_like {
         records = mta::scan(&ctx, &orig_headers);
@@ -127,8 +128,9 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
                 r.reason_hint = "expired".into();
                 r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status and no remote reply".into()));
             }
-            if r.remote_mta.is_empty() {
-                r.remote_mta = String::new();
+            if let Some(h) = mta::powermta::category_hint(&rr.category) {
+                r.reason_hint = h.into();
+                r.provenance.push(("reason_hint".into(), "X-PowerMTA-BounceCategory".into()));
             }
             out.push(r);
         }

@@ -120,6 +120,40 @@ pub fn collapse(s: &str) -> String {
     out
 }
 
+/// Removes the reply code (and enhanced code) that a multi-line SMTP reply repeats on
+/// each continuation line ("550-5.7.1 first part 550 5.7.1 second part"), once the
+/// lines are joined: the repeats split the remote's sentence in two.
+pub fn strip_continuation_codes(s: &str) -> String {
+    let Some(m) = REPLY_LEAD.captures(s) else { return s.to_string() };
+    let (Some(whole), Some(code)) = (m.get(0), m.get(1)) else { return s.to_string() };
+    let code = code.as_str();
+    let enh = m.get(2).map(|e| e.as_str()).unwrap_or("");
+    let dashed = format!("{code}-{enh}");
+    let mut out = s.get(..whole.end()).unwrap_or("").trim_end().to_string();
+    let mut words = s.get(whole.end()..).unwrap_or("").split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        if !enh.is_empty() && w == dashed {
+            continue;
+        }
+        if !enh.is_empty() && w == code && words.peek() == Some(&enh) {
+            words.next();
+            continue;
+        }
+        let w = if enh.is_empty() { w.strip_prefix(dashed.as_str()).filter(|r| !r.is_empty()).unwrap_or(w) } else { w };
+        if enh.is_empty() && (w == dashed || w == code) {
+            continue;
+        }
+        if !out.is_empty() && !out.ends_with('-') {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
+
+/// A reply that opens with a multi-line code: "550-5.7.1 " or "550-".
+static REPLY_LEAD: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)([245]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})\s)?").expect("regex"));
+
 /// Length of an enhanced code ("5.1.1", "4.7.650") starting at `i`, if one does.
 fn enhanced_at(b: &[u8], i: usize) -> Option<usize> {
     if !matches!(b.get(i), Some(b'2' | b'4' | b'5')) || b.get(i + 1) != Some(&b'.') {
@@ -309,6 +343,13 @@ mod tests {
         assert_eq!(reply_code("550-5.7.26 Unauth"), Some(550));
         assert_eq!(better_status("5.0.0", "550 5.1.1 unknown"), "5.1.1");
         assert_eq!(better_status("5.0.0", "5.1.0 - Unknown address error 550-'5.2.2 <a@b.c>... Mailbox Full'"), "5.2.2");
+    }
+
+    #[test]
+    fn continuation_codes() {
+        assert_eq!(strip_continuation_codes("550-5.7.1 Messages with 550 5.7.1 multiple addresses 550-5.7.1 here"), "550-5.7.1 Messages with multiple addresses here");
+        assert_eq!(strip_continuation_codes("host x said: 550-Mailbox 550-is 550 gone"), "host x said: 550-Mailbox is gone");
+        assert_eq!(strip_continuation_codes("550 5.1.1 unknown"), "550 5.1.1 unknown");
     }
 
     #[test]

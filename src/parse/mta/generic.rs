@@ -191,6 +191,16 @@ fn code_line_below(lines: &[&str], markers: &[bool], from: usize, stop: Option<u
     None
 }
 
+/// The nearest line above `at` (within a few lines, below `prev`) that starts with an
+/// SMTP reply code: the error a recipient list below it shares.
+fn reply_line_above(lines: &[&str], at: usize, prev: Option<usize>) -> Option<String> {
+    let floor = prev.map_or(0, |p| p + 1).max(at.saturating_sub(10));
+    (floor..at).rev().find_map(|j| {
+        let l = lines.get(j)?.trim();
+        (l.starts_with(['4', '5']) && text::reply_code(l).is_some() && l.get(..3).is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))).then(|| l.to_string())
+    })
+}
+
 /// The lines of the report text (bounded) and, per line, whether it is an end marker.
 fn lines_and_markers(t: &str) -> (Vec<&str>, Vec<bool>) {
     let mut lines = Vec::new();
@@ -299,6 +309,14 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
             // other server returned was:").
             if let Some(l) = code_line_below(&lines, &markers, h.line, next) {
                 diag = text::collapse(&format!("{diag} {l}"));
+            } else {
+                // Or above it: "Could not be delivered because of / 550 5.1.1 User
+                // unknown / The following recipients were affected: / addr".
+                let prev = lines_sorted.iter().copied().filter(|&l| l < h.line).max();
+                if let Some(l) = reply_line_above(&lines, h.line, prev) {
+                    diag = text::collapse(&format!("{l} {diag}"));
+                    source = "reply line above the recipient list";
+                }
             }
         }
         if diag.split_whitespace().count() < 2 {
@@ -334,6 +352,8 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
 
 /// Sets status, reply code, command and diagnostic from an error text.
 pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
+    let joined = text::strip_continuation_codes(diag);
+    let diag = joined.as_str();
     r.diagnostic = text::prefix(diag, 2000).to_string();
     r.provenance.push(("diagnostic".into(), source.into()));
     if r.status.is_empty() {

@@ -7,6 +7,8 @@ pub mod domino;
 pub mod fml;
 pub mod generic;
 pub mod google;
+pub mod mcafee;
+pub mod powermta;
 
 use super::context::Context;
 use super::mime::Headers;
