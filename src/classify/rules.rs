@@ -491,11 +491,6 @@ impl RuleSet {
         RuleSet::compile(merged)
     }
 
-    #[cfg(test)]
-    pub(crate) fn patterns(&self) -> &[String] {
-        self.set.patterns()
-    }
-
     /// A set with no rules (everything is undefined).
     pub fn empty() -> RuleSet {
         RuleSet { rules: Vec::new(), set: RegexSet::empty(), singles: Vec::new() }
