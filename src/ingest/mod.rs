@@ -353,32 +353,7 @@ pub fn hex_sha256(raw: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(raw))
 }
 
-/// Raw deflate (RFC 1951) of a message, as stored in `messages.raw`.
-pub fn deflate(raw: &[u8]) -> Vec<u8> {
-    thread_local! {
-        // One compressor per thread, reset between messages: setting one up zeroes
-        // hundreds of KiB of tables, which costs more than compressing a small bounce.
-        static COMPRESS: std::cell::RefCell<flate2::Compress> =
-            std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
-    }
-    COMPRESS.with(|c| {
-        let mut c = c.borrow_mut();
-        c.reset();
-        let mut out = Vec::with_capacity(raw.len() / 2 + 64);
-        loop {
-            let consumed = usize::try_from(c.total_in()).unwrap_or(usize::MAX);
-            let input = raw.get(consumed..).unwrap_or_default();
-            if out.len() == out.capacity() {
-                out.reserve(out.capacity().max(64));
-            }
-            match c.compress_vec(input, &mut out, flate2::FlushCompress::Finish) {
-                Ok(flate2::Status::StreamEnd) => return out,
-                Ok(_) => {}
-                Err(_) => return Vec::new(),
-            }
-        }
-    })
-}
+pub use crate::store::raw::deflate;
 
 /// The header block of a message (up to the first empty line, at most 64 KiB).
 fn top_headers(raw: &[u8]) -> &[u8] {

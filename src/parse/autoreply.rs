@@ -10,10 +10,10 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)^\s*(?:auto(?:matic|matisch)?[\s_-]?(?:reply|response|antwort|respuesta)|autoreply|out of (?:the )?office|away from (?:the )?office|on vacation|vacation|abwesenheit|absence|r[ée]ponse automatique|自動応答|自動返信|不在)").expect("regex")
+    crate::parse::text::re(r"(?i)^\s*(?:auto(?:matic|matisch)?[\s_-]?(?:reply|response|antwort|respuesta)|autoreply|out of (?:the )?office|away from (?:the )?office|on vacation|vacation|abwesenheit|absence|r[ée]ponse automatique|自動応答|自動返信|不在)").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 static RETURN: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)\b(?:return(?:ing)?|back|until|till|through|reachable again)\b[^.\n]{0,40}?\b(\d{4}-\d{2}-\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:,?\s+\d{4})?)").expect("regex")
+    crate::parse::text::re(r"(?i)\b(?:return(?:ing)?|back|until|till|through|reachable again)\b[^.\n]{0,40}?\b(\d{4}-\d{2}-\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:,?\s+\d{4})?)").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// Whether the headers mark the message as an automatic reply.

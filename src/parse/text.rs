@@ -152,7 +152,7 @@ pub fn strip_continuation_codes(s: &str) -> String {
 }
 
 /// A reply that opens with a multi-line code: "550-5.7.1 " or "550-".
-static REPLY_LEAD: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)([245]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})\s)?").expect("regex"));
+static REPLY_LEAD: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)([245]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})\s)?").expect("regex")); // ok: constant pattern, compiled by the unit tests
 
 /// Length of an enhanced code ("5.1.1", "4.7.650") starting at `i`, if one does.
 fn enhanced_at(b: &[u8], i: usize) -> Option<usize> {
@@ -294,7 +294,7 @@ static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
         r"|(?P<helo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b|>>> HELO)",
         r"|(?P<conn>\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b)",
     ))
-    .expect("regex")
+    .expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// The SMTP command a reply text says it answered, if stated.

@@ -9,6 +9,7 @@ pub mod query;
 pub mod logevents;
 pub mod logpos;
 mod migrate;
+pub mod raw;
 pub mod writer;
 pub mod rejects;
 pub mod sends;

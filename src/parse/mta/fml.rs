@@ -8,7 +8,7 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 static REFUSAL: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)(?:not a member of this (?:mailing )?list|only members (?:of this list )?(?:can|may) post|posting (?:is )?restricted to members|rejected by the list)[^<\n]*<([^>\s]+@[^>\s]+)>").expect("regex")
+    crate::parse::text::re(r"(?i)(?:not a member of this (?:mailing )?list|only members (?:of this list )?(?:can|may) post|posting (?:is )?restricted to members|rejected by the list)[^<\n]*<([^>\s]+@[^>\s]+)>").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// Whether the message is a list manager's refusal.
