@@ -8,6 +8,7 @@
 //! a record's diagnostic is scanned once whatever the number of rules.
 
 pub mod rules;
+pub mod shared;
 pub mod status;
 pub mod verdict;
 
