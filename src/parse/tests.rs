@@ -29,3 +29,33 @@ fn an_x_unix_diagnostic_is_a_local_mailer_failure() {
     let r = one(m);
     assert_eq!(r.reason_hint, "mailererror");
 }
+
+#[test]
+fn the_error_below_a_lead_in_line_is_the_diagnostic() {
+    let m = "From: MAILER-DAEMON <>\nTo: s@example.jp\nSubject: Mail delivery failed\n\n\
+        This is the mail agent at example.jp.\n\nThere was an error delivering your mail to <a@example.org>.\n\n\
+        DNS lookup failure: host example.org not found\n\nMessage headers follow.\n\n\
+        Received: from x\nSubject: hi\nTo: <a@example.org>\nMessage-Id: <1@example.jp>\nFrom: <s@example.jp>\n";
+    let r = one(m);
+    assert_eq!(r.recipient, "a@example.org");
+    assert_eq!(r.diagnostic, "DNS lookup failure: host example.org not found");
+}
+
+#[test]
+fn a_sendmail_transcript_entry_takes_the_remote_reply_above_it_and_nothing_below() {
+    let m = "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.jp>\nTo: s@example.jp\nSubject: Returned mail: Service unavailable\n\n\
+        ----- Transcript of session follows -----\nWhile talking to mx.example.org:\n>>> MAIL From:<s@example.jp>\n\
+        <<< 501 <s@example.jp>... sender refused\n554 <a@example.org>... Remote protocol error\n\
+        550 example.net (smtp)... 550 Host unknown\n554 <b@example.net>... 550 Host unknown (Authoritative answer from name server)\n\n\
+        ----- Unsent message follows -----\nSubject: x\n";
+    let pm = parse_message(m.as_bytes());
+    let d: Vec<(&str, &str)> = pm.records.iter().map(|r| (r.recipient.as_str(), r.diagnostic.as_str())).collect();
+    assert_eq!(
+        d,
+        vec![
+            ("a@example.org", "Remote protocol error >>> MAIL From:<s@example.jp> <<< 501 <s@example.jp>... sender refused"),
+            ("b@example.net", "550 Host unknown (Authoritative answer from name server)"),
+        ]
+    );
+    assert_eq!(pm.records[0].smtp_command, "MAIL");
+}
