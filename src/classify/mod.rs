@@ -8,6 +8,7 @@
 //! a record's diagnostic is scanned once whatever the number of rules.
 
 pub mod rules;
+pub mod shared;
 pub mod status;
 pub mod verdict;
 
@@ -86,8 +87,6 @@ impl Classifier {
 
     /// Classifies one record.
     pub fn classify(&self, record: &Record) -> Verdict {
-        let local = local_mailer_hint(record);
-        let record = local.as_ref().unwrap_or(record);
         let Some(d) = self.rules.decide(record) else {
             return Verdict {
                 reason: Reason::Undefined,
@@ -118,19 +117,6 @@ impl Classifier {
     pub fn classify_reply(&self, code: Option<u16>, status: &str, text: &str) -> Verdict {
         self.classify(&reply_record(code, status, text))
     }
-}
-
-/// A copy of the record with a `mailererror` hint when its Diagnostic-Code type is
-/// `x-unix` and the parser gave no hint but the weak "expired" (a failure after retries):
-/// that type says a local program (a pipe, a filter command) answered, not a remote
-/// server, so when no wording or specific status decides, the failure is the mailer's.
-/// `None` when the record needs no change.
-fn local_mailer_hint(record: &Record) -> Option<Record> {
-    let hint = record.reason_hint.trim();
-    if !record.diagnostic_type.trim().eq_ignore_ascii_case("x-unix") || !(hint.is_empty() || hint == "expired") {
-        return None;
-    }
-    Some(Record { reason_hint: Reason::MailerError.as_str().into(), ..record.clone() })
 }
 
 /// The record a bare SMTP reply stands for.
@@ -196,18 +182,6 @@ mod tests {
         let v = classify_reply(Some(450), "4.1.1", "450 4.1.1 <a@example.org>: Recipient address rejected: User unknown");
         assert_eq!(v.reason, Reason::UserUnknown);
         assert!(!v.hard);
-    }
-
-    #[test]
-    fn a_local_program_failure_is_the_mailers() {
-        let mut r = reply_record(None, "4.3.0", "temporary failure");
-        r.kind = Kind::Bounce;
-        r.diagnostic_type = "X-Unix".into();
-        let v = Classifier::with_default_rules().classify(&r);
-        assert_eq!((v.reason, v.fault), (Reason::MailerError, Fault::Transient));
-        // The words still decide when they say more than the program's exit did.
-        r.diagnostic = "Quota exceeded message delivery failed to /var/mail/box/INBOX".into();
-        assert_eq!(Classifier::with_default_rules().classify(&r).reason, Reason::MailboxFull);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn run(g: &super::Globals, a: IngestArgs) -> anyhow::Result<ExitCode> {
     if let Some(j) = a.jobs {
         opts.workers = j.max(1);
     }
-    let classifier = rebound::classify::Classifier::with_default_rules();
+    let classifier = rebound::classify::Classifier::from_config(&config.classify)?;
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
