@@ -7,6 +7,7 @@ pub mod arf;
 pub mod autoreply;
 pub mod context;
 pub mod dsn;
+pub mod gate;
 pub mod mbox;
 pub mod mime;
 pub mod mta;
@@ -72,6 +73,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
     let report = prose.as_ref().unwrap_or(ctx);
     for part in ctx.dsn.iter().chain(inline.iter()) {
         let ds = dsn::parse(part);
+        let single = ds.recipients.len() == 1;
         for rr in ds.recipients {
             let usable = |a: &str| a.contains('@') && !a.starts_with('@') && a.rsplit('@').next().is_some_and(|d| d.contains('.'));
             if !usable(&rr.final_recipient) && !usable(&rr.original_recipient) {
@@ -117,6 +119,15 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             if !rr.status.is_empty() {
                 r.provenance.push(("status".into(), if r.status == rr.status { "Status".into() } else { "more specific code in the diagnostic".into() }));
             }
+            if single && text::status_in_text(&diag).is_none() {
+                // The reporting MTA made its Status up (5.5.0, 4.4.7) when the reply it
+                // quotes has no enhanced code; one the remote gave in the session
+                // transcript says more.
+                if let Some(c) = transcript_status(&ctx.text) {
+                    r.status = c.to_string();
+                    r.provenance.push(("status".into(), "enhanced code in the remote's replies in the session transcript".into()));
+                }
+            }
             mta::generic::fill_from_diagnostic(&mut r, &diag, source);
             if r.smtp_command.is_empty() {
                 r.smtp_command = command_near(&ctx.text, &r.recipient).to_string();
@@ -146,6 +157,16 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
         }
     }
     out
+}
+
+/// The first specific enhanced code in the remote's replies ("<<< 421 4.7.0 ...") of a
+/// session transcript in the report text.
+fn transcript_status(report: &str) -> Option<&str> {
+    text::prefix(report, 16 * 1024)
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("<<<"))
+        .filter_map(text::status_in_text)
+        .find(|c| !c.ends_with(".0.0"))
 }
 
 /// The SMTP command stated in the report text just after a recipient's address.

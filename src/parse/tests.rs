@@ -59,3 +59,15 @@ fn a_sendmail_transcript_entry_takes_the_remote_reply_above_it_and_nothing_below
     );
     assert_eq!(pm.records[0].smtp_command, "MAIL");
 }
+
+#[test]
+fn a_code_in_the_remote_replies_of_the_transcript_beats_a_made_up_status() {
+    let m = "From: MAILER-DAEMON@mx.example.jp\nSubject: Returned mail\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n\
+        --b\n\n   ----- Transcript of session follows -----\n... while talking to mx1.example.com.:\n\
+        <<< 554 mx1.example.com ESMTP not accepting connections\n>>> QUIT\n<<< 421 4.7.0 mx1.example.com Error: too many errors\n\
+        554 5.0.0 Service unavailable\n--b\nContent-Type: message/delivery-status\n\n\
+        Reporting-MTA: dns; mx.example.jp\n\nFinal-Recipient: RFC822; a@example.com\nAction: failed\nStatus: 5.5.0\n\
+        Diagnostic-Code: SMTP; 554 mx1.example.com ESMTP not accepting connections\n--b--\n";
+    let r = one(m);
+    assert_eq!(r.status, "4.7.0");
+}
