@@ -2,6 +2,7 @@
 //! binds the LMTP listeners (or takes systemd's), serves until SIGTERM or Ctrl-C, then
 //! drains and exits 0.
 use clap::Args;
+use rebound::classify::shared::SharedClassifier;
 use rebound::lmtp::{Delivery, Endpoints, Server};
 use rebound::store::writer::{BatchStats, Writer, WriterOptions};
 use std::path::PathBuf;
@@ -28,6 +29,10 @@ struct BatchLog {
     jobs: u64,
     max: usize,
     commit_micros: u64,
+    durable_micros: u64,
+    flushes: u64,
+    flush_micros: u64,
+    last_flush: u64,
     last_log: Option<Instant>,
 }
 
@@ -37,17 +42,26 @@ impl BatchLog {
         self.jobs += s.jobs as u64;
         self.max = self.max.max(s.jobs);
         self.commit_micros += s.commit_time.as_micros() as u64;
+        self.durable_micros += s.durable_time.as_micros() as u64;
+        if s.sync.seq != self.last_flush {
+            self.last_flush = s.sync.seq;
+            self.flushes += 1;
+            self.flush_micros += s.sync.sync_time.as_micros() as u64;
+        }
     }
 
     fn log(&self, what: &str) {
-        let mean = if self.batches > 0 { self.jobs as f64 / self.batches as f64 } else { 0.0 };
-        let commit_ms = if self.batches > 0 { self.commit_micros as f64 / 1000.0 / self.batches as f64 } else { 0.0 };
+        let per = |n: u64, d: u64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
         tracing::info!(
             batches = self.batches,
             batch_jobs = self.jobs,
-            batch_mean = format!("{mean:.1}"),
+            batch_mean = format!("{:.1}", per(self.jobs, self.batches)),
             batch_max = self.max,
-            commit_ms_mean = format!("{commit_ms:.2}"),
+            commit_ms_mean = format!("{:.2}", per(self.commit_micros, self.batches) / 1000.0),
+            flushes = self.flushes,
+            flush_jobs_mean = format!("{:.1}", per(self.jobs, self.flushes)),
+            flush_ms_mean = format!("{:.2}", per(self.flush_micros, self.flushes) / 1000.0),
+            durable_ms_mean = format!("{:.2}", per(self.durable_micros, self.batches) / 1000.0),
             "{what}"
         );
     }
@@ -56,6 +70,7 @@ impl BatchLog {
 /// Runs the LMTP server until SIGTERM or Ctrl-C.
 pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
+    let config_path = g.config.clone();
     // Read (or create) the VERP keys now: a bad key file fails the start, not every message.
     rebound::verp_keys::cached(&config.verp)?;
     let conn = rebound::store::open(&config.store.db)
@@ -66,7 +81,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let (writer, writer_thread) = Writer::start(conn, WriterOptions::default(), move |s| {
         let m = rebound::metrics::global();
         m.batch_jobs.observe(s.jobs as f64);
-        m.commit_seconds.observe(s.commit_time.as_secs_f64());
+        m.commit_seconds.observe(s.durable_time.as_secs_f64());
         if let Ok(mut log) = observer_stats.lock() {
             log.add(s);
             let due = log.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
@@ -76,7 +91,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
-    let classifier = Arc::new(rebound::classify::Classifier::from_config(&config.classify)?);
+    let classifier = Arc::new(SharedClassifier::new(rebound::classify::Classifier::from_config(&config.classify)?));
     // Mail logs named in [follow] are followed beside the LMTP server (same store).
     let followers =
         rebound::maillog::spawn_followers(&config.follow, &config.verp, &config.store.db, classifier.clone());
@@ -84,6 +99,10 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let served = runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives once we listen must drain, not kill.
         let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // SIGHUP (systemctl reload) re-reads the config's [classify] rules; without a
+        // handler its default action would kill the server.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(reload_on_hangup(hup, config_path.clone(), classifier.clone()));
         let (tcp, unix) = if a.listen.is_empty() && a.socket.is_empty() {
             (config.lmtp.listen.clone(), config.lmtp.sockets.clone())
         } else {
@@ -121,6 +140,20 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rebuilds the classifier from the configuration file on every SIGHUP; a broken file
+/// is logged and the rules in force stay.
+async fn reload_on_hangup(mut hup: tokio::signal::unix::Signal, config: Option<PathBuf>, classifier: Arc<SharedClassifier>) {
+    while hup.recv().await.is_some() {
+        let reloaded = rebound::config::Config::load(config.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|c| classifier.reload(&c.classify).map_err(|e| e.to_string()));
+        match reloaded {
+            Ok(rules) => tracing::info!(rules, "SIGHUP: classification rules reloaded"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; the rules in force stay"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM (through the handler installed at start) or Ctrl-C (SIGINT).

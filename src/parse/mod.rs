@@ -7,6 +7,7 @@ pub mod arf;
 pub mod autoreply;
 pub mod context;
 pub mod dsn;
+pub mod gate;
 pub mod mbox;
 pub mod mime;
 pub mod mta;
