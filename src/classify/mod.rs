@@ -4,10 +4,12 @@
 //! them by id). They are tried in file order and the first that applies decides: the
 //! record kind first (auto-reply, complaint, delivered), then unambiguous wording, specific
 //! RFC 3463 status codes, the parser's reason hint, weaker wording, and last the meaning of
-//! generic status and reply codes. Every text pattern is compiled into one `RegexSet`, so
-//! a record's diagnostic is scanned once whatever the number of rules.
+//! generic status and reply codes. A literal prefilter scans a record's diagnostic once for
+//! the words every rule's pattern needs, so only the rules it may match run their regex.
 
+mod matcher;
 pub mod rules;
+pub mod shared;
 pub mod status;
 pub mod verdict;
 
@@ -99,7 +101,11 @@ impl Classifier {
         let spec = &d.rule.spec;
         let failure = matches!(record.kind, Kind::Bounce | Kind::None);
         let hard = d.reason.is_address_failure() && failure && !RuleSet::is_temporary(record);
-        let matched = d.pattern.map(|p| self.rules.matched_text(p, &record.diagnostic)).unwrap_or_default();
+        let matched = d
+            .span
+            .and_then(|(s, e)| record.diagnostic.as_bytes().get(s..e))
+            .map(|m| String::from_utf8_lossy(m).chars().take(200).collect())
+            .unwrap_or_default();
         Verdict {
             reason: d.reason,
             class: spec.class.unwrap_or(d.reason.class()),

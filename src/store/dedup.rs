@@ -90,4 +90,15 @@ mod tests {
             assert_eq!(dup_of(&tx, id), None, "event {id}");
         }
     }
+
+    #[test]
+    fn reports_count_a_failure_seen_twice_once() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        insert_event(&tx, None, &ev("log", "bounce", "1593898E0AC", "m1@app")).unwrap();
+        insert_event(&tx, None, &ev("lmtp", "bounce", "", "m1@app")).unwrap();
+        let rows = crate::store::query::event_aggregates(&tx, i64::MIN, i64::MAX).unwrap();
+        assert_eq!(rows.iter().map(|r| r.count).sum::<i64>(), 1);
+    }
 }

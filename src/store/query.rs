@@ -249,12 +249,12 @@ pub fn message_exists(conn: &Connection, sha256: &str) -> Result<bool, StoreErro
 }
 
 /// Event counts in `[since, until)` grouped by domain, campaign, kind, class, reason,
-/// fault and hard.
+/// fault and hard; a failure seen in both the log and a DSN counts once.
 pub fn event_aggregates(conn: &Connection, since: i64, until: i64) -> Result<Vec<EventAggregate>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.domain, COALESCE(s.campaign, ''), e.kind, e.class, e.reason, e.fault, e.hard, COUNT(*)
          FROM events e LEFT JOIN sends s ON s.id = e.send_id
-         WHERE e.occurred_at >= ?1 AND e.occurred_at < ?2
+         WHERE e.occurred_at >= ?1 AND e.occurred_at < ?2 AND e.duplicate_of IS NULL
          GROUP BY 1, 2, 3, 4, 5, 6, 7",
     )?;
     let rows = stmt.query_map(params![since, until], |r| {

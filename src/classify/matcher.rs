@@ -1,0 +1,290 @@
+//! Matching the rules' text patterns against a diagnostic, fast on text never seen
+//! before. A rule's pattern is a list of alternatives (its `text` entries), matched
+//! case-insensitively with leftmost-first semantics, as one regex
+//! `(?:a1)|(?:a2)|...` would be.
+//!
+//! One Aho-Corasick scan of the lower-cased text finds every literal the alternatives
+//! are made of. An alternative that is a finite set of words (`(user|mailbox) not
+//! found`, optionally between ASCII word boundaries) is decided by that scan alone; any
+//! other runs its own small regex, and only when the scan found a word every match of
+//! it must contain. The answers (whether a pattern matches, and where) are those of the
+//! joined regex: the leftmost start among the alternatives, the first alternative at it.
+
+use crate::parse::gate::{folded_hir, required_literals, with_lower};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::bytes::Regex;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Hir, HirKind, Look};
+
+/// Most words an alternative may expand to and still be matched by the scan alone.
+const MAX_WORDS: usize = 512;
+
+/// One alternative: its regex, and how the literal scan speaks for it.
+#[derive(Debug)]
+struct Alt {
+    re: Regex,
+    /// A finite set of words (boundaries required before, after): the scan decides.
+    words: Option<(bool, bool)>,
+    /// No literal is required: the regex always runs.
+    open: bool,
+    /// The literals speak only for ASCII text.
+    ascii_only: bool,
+}
+
+
+/// A literal occurrence of an alternative's word: (alternative, start, end, preference).
+type Hit = (u32, u32, u32, u32);
+
+/// The compiled text patterns of a rule set.
+#[derive(Debug)]
+pub struct PatternSet {
+    /// Per pattern: its alternatives' ids, in order (consecutive).
+    patterns: Vec<std::ops::Range<usize>>,
+    alts: Vec<Alt>,
+    /// The literals of every alternative.
+    ac: Option<AhoCorasick>,
+    /// Per literal of `ac`: (alternative, preference among its words; 0 for a regex's).
+    owners: Vec<Vec<(u32, u32)>>,
+}
+
+/// What one scan of a text found; ask it per pattern.
+pub struct Scan<'a> {
+    set: &'a PatternSet,
+    hay: &'a [u8],
+    ascii: bool,
+    /// Word hits whose boundaries hold and regex literal sightings, sorted.
+    hits: Vec<Hit>,
+}
+
+fn is_word_byte(b: Option<&u8>) -> bool {
+    b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+/// An ASCII word boundary at `pos` of `hay` (what `(?-u:\b)` tests).
+fn boundary(hay: &[u8], pos: usize) -> bool {
+    let before = pos.checked_sub(1).and_then(|p| hay.get(p));
+    is_word_byte(before) != is_word_byte(hay.get(pos))
+}
+
+/// The words of a word-set alternative (lower case, in preference order) and its
+/// boundaries, or None when it is not one.
+fn words_of(pattern: &str) -> Option<(Vec<Vec<u8>>, bool, bool)> {
+    let (hir, flags) = folded_hir(pattern, false)?;
+    // The whole alternative must fold ASCII case and nothing else.
+    if !flags.case_insensitive || flags.case_sensitive || flags.unicode {
+        return None;
+    }
+    let is_wb = |h: &Hir| matches!(h.kind(), HirKind::Look(Look::WordAscii));
+    let (body, before, after) = match hir.kind() {
+        HirKind::Concat(parts) => {
+            let before = parts.first().is_some_and(is_wb);
+            let after = parts.len() > 1 && parts.last().is_some_and(is_wb);
+            let inner = parts.get(usize::from(before)..parts.len() - usize::from(after))?;
+            (Hir::concat(inner.to_vec()), before, after)
+        }
+        _ => (hir.clone(), false, false),
+    };
+    if !body.properties().look_set().is_empty() {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).limit_total(MAX_WORDS).limit_class(16).extract(&body);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.len() > MAX_WORDS || lits.iter().any(|l| !l.is_exact() || l.is_empty()) {
+        return None;
+    }
+    let mut words: Vec<Vec<u8>> = Vec::with_capacity(lits.len());
+    for l in lits {
+        let w = l.as_bytes().to_ascii_lowercase();
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    Some((words, before, after))
+}
+
+impl PatternSet {
+    /// Compiles patterns, each a list of alternatives (regex syntax, matched with
+    /// `(?i-u)`); fails on the first alternative that does not compile.
+    pub fn new(patterns: &[Vec<String>]) -> Result<PatternSet, regex::Error> {
+        let mut set = PatternSet::empty();
+        let mut lits: Vec<Vec<u8>> = Vec::new();
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+        let mut own = |lit: Vec<u8>, alt: usize, pref: usize, owners: &mut Vec<Vec<(u32, u32)>>| {
+            let id = *index.entry(lit.clone()).or_insert_with(|| {
+                lits.push(lit);
+                owners.push(Vec::new());
+                lits.len() - 1
+            });
+            if let Some(o) = owners.get_mut(id) {
+                o.push((alt as u32, pref as u32));
+            }
+        };
+        for alternatives in patterns {
+            let first = set.alts.len();
+            for body in alternatives {
+                let pattern = format!("(?i-u){body}");
+                let alt = set.alts.len();
+                let re = Regex::new(&pattern)?;
+                if let Some((words, before, after)) = words_of(&pattern) {
+                    for (pref, w) in words.into_iter().enumerate() {
+                        own(w, alt, pref, &mut set.owners);
+                    }
+                    set.alts.push(Alt { re, words: Some((before, after)), open: false, ascii_only: false });
+                } else {
+                    let req = required_literals(&pattern, false);
+                    let ascii_only = req.as_ref().is_some_and(|r| r.ascii_only);
+                    let open = req.is_none();
+                    for l in req.map(|r| r.literals).unwrap_or_default() {
+                        own(l, alt, 0, &mut set.owners);
+                    }
+                    set.alts.push(Alt { re, words: None, open, ascii_only });
+                }
+            }
+            set.patterns.push(first..set.alts.len());
+        }
+        if !lits.is_empty() {
+            // A full DFA: one table lookup per byte in the overlapping scan.
+            set.ac = AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&lits)
+                .or_else(|_| AhoCorasick::builder().match_kind(MatchKind::Standard).build(&lits))
+                .ok();
+            if set.ac.is_none() {
+                // No automaton: every alternative runs its regex.
+                for a in &mut set.alts {
+                    (a.words, a.open) = (None, true);
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// A set with no patterns.
+    pub fn empty() -> PatternSet {
+        PatternSet { patterns: Vec::new(), alts: Vec::new(), ac: None, owners: Vec::new() }
+    }
+
+    /// Number of patterns.
+    pub(crate) fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Scans `hay` once for every literal.
+    pub fn scan<'a>(&'a self, hay: &'a [u8]) -> Scan<'a> {
+        let mut hits: Vec<Hit> = Vec::new();
+        if let Some(ac) = &self.ac {
+            with_lower(hay, |lower| {
+                for m in ac.find_overlapping_iter(lower) {
+                    let (s, e) = (m.start(), m.end());
+                    for &(alt, pref) in self.owners.get(m.pattern().as_usize()).map(Vec::as_slice).unwrap_or(&[]) {
+                        if let Some((before, after)) = self.alts.get(alt as usize).and_then(|a| a.words) {
+                            if before && !boundary(hay, s) || after && !boundary(hay, e) {
+                                continue;
+                            }
+                        }
+                        hits.push((alt, s as u32, e as u32, pref));
+                    }
+                }
+            });
+        }
+        hits.sort_unstable();
+        Scan { set: self, hay, ascii: hay.is_ascii(), hits }
+    }
+}
+
+impl Scan<'_> {
+    /// The hits of alternatives in `alts`.
+    fn hits_in(&self, alts: &std::ops::Range<usize>) -> &[Hit] {
+        let (a, b) = (alts.start as u32, alts.end as u32);
+        let lo = self.hits.partition_point(|h| h.0 < a);
+        let hi = lo + self.hits.get(lo..).unwrap_or(&[]).partition_point(|h| h.0 < b);
+        self.hits.get(lo..hi).unwrap_or(&[])
+    }
+
+    /// Where alternative `alt` first matches (leftmost start, preferred word there),
+    /// given hits holding its own.
+    fn alt_find(&self, alt: usize, hits: &[Hit], need_span: bool) -> Option<(usize, usize)> {
+        let a = alt as u32;
+        let lo = hits.partition_point(|h| h.0 < a);
+        let hits = hits.get(lo..).unwrap_or(&[]);
+        let hits = hits.get(..hits.partition_point(|h| h.0 == a)).unwrap_or(&[]);
+        let info = self.set.alts.get(alt)?;
+        if info.words.is_some() {
+            // Sorted by (start, end, preference): the preferred word at the first start.
+            let first = hits.first()?;
+            let best = hits.iter().take_while(|h| h.1 == first.1).min_by_key(|h| h.3)?;
+            return Some((best.1 as usize, best.2 as usize));
+        }
+        if !info.open && hits.is_empty() && !(info.ascii_only && !self.ascii) {
+            return None;
+        }
+        if need_span {
+            info.re.find(self.hay).map(|m| (m.start(), m.end()))
+        } else {
+            info.re.is_match(self.hay).then_some((0, 0))
+        }
+    }
+
+    /// Whether pattern `p` matches.
+    pub fn is_match(&self, p: usize) -> bool {
+        let Some(alts) = self.set.patterns.get(p) else { return false };
+        let hits = self.hits_in(alts);
+        // A word hit is a match (its boundaries were checked in the scan).
+        if hits.iter().any(|h| self.set.alts.get(h.0 as usize).is_some_and(|a| a.words.is_some())) {
+            return true;
+        }
+        alts.clone().any(|a| self.set.alts.get(a).is_some_and(|x| x.words.is_none()) && self.alt_find(a, hits, false).is_some())
+    }
+
+    /// Where pattern `p` matches, as the joined regex would report it.
+    pub fn find(&self, p: usize) -> Option<(usize, usize)> {
+        let alts = self.set.patterns.get(p)?;
+        let hits = self.hits_in(alts);
+        let mut best: Option<(usize, usize)> = None;
+        for a in alts.clone() {
+            if let Some(m) = self.alt_find(a, hits, true) {
+                // Strictly earlier only: at the same start the earlier alternative wins.
+                if best.is_none_or(|b| m.0 < b.0) {
+                    best = Some(m);
+                }
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The set's answers equal the joined regex's on every text.
+    #[test]
+    fn same_answers_as_the_joined_regex() {
+        let pats: Vec<Vec<String>> = vec![
+            vec![r"(user|mailbox|recipient) not found".into(), r"(?-u:\b)unknown(?-u:\b)".into(), r"no such (user|address)".into()],
+            vec![r"mailbox (is )?full".into(), r"quota".into(), r"over (the )?quota".into()],
+            vec![r"\d{3} spam".into(), r"a|ab".into()],
+            vec![r"(?-u:\b)(a|ab)(?-u:\b)".into()],
+        ];
+        let set = PatternSet::new(&pats).expect("patterns");
+        let texts = ["550 User Not Found", "unknownuser", "the user is UNKNOWN.", "Mailbox is full, over quota", "over the quota", "554 SPAM", "x ab y", "ab", "cab", "NO SUCH ADDRESS no such user", "", "é unknown"];
+        for (p, alts) in pats.iter().enumerate() {
+            let joined = format!("(?i-u){}", alts.iter().map(|a| format!("(?:{a})")).collect::<Vec<_>>().join("|"));
+            let re = Regex::new(&joined).expect("joined");
+            for t in texts {
+                let scan = set.scan(t.as_bytes());
+                assert_eq!(scan.is_match(p), re.is_match(t.as_bytes()), "{joined} on {t:?}");
+                assert_eq!(scan.find(p), re.find(t.as_bytes()).map(|m| (m.start(), m.end())), "{joined} on {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn word_sets_are_recognised() {
+        assert!(words_of(r"(?i-u)(user|mailbox) not found").is_some());
+        assert_eq!(words_of(r"(?i-u)(?-u:\b)unknown(?-u:\b)").map(|w| (w.1, w.2)), Some((true, true)));
+        assert!(words_of(r"(?i-u)\d+ spam").is_none());
+        assert!(words_of(r"(?i-u)user.*unknown").is_none());
+    }
+}
