@@ -48,7 +48,13 @@ pub fn reported_status(record: &Record, verdict: &Verdict) -> String {
     if !status.is_empty() || !matches!(kind, Kind::Bounce | Kind::Delay) {
         return status.to_string();
     }
-    let code = match verdict.reason.as_str() {
+    // Exim's "SMTP error from remote mail server after MAIL FROM" with no enhanced code:
+    // the sender was refused before any recipient was tried, so Sisimai states the
+    // recipient's fate as on hold (x.0.901) whatever the reason the words give.
+    let exim_mail_stage = record.smtp_command == "MAIL"
+        && memchr::memmem::find(record.diagnostic.to_ascii_lowercase().as_bytes(), b"remote mail server after mail from").is_some();
+    let reason = if exim_mail_stage { "onhold" } else { verdict.reason.as_str() };
+    let code = match reason {
         "undefined" => 900,
         "onhold" => 901,
         "syntaxerror" => 902,
@@ -151,5 +157,20 @@ mod tests {
         let r = Record { kind: Kind::Delay, status: "4.4.7".into(), ..Default::default() };
         let v = Classifier::with_default_rules().classify(&r);
         assert_eq!(reported_status(&r, &v), "4.4.7");
+    }
+
+    #[test]
+    fn exims_sender_refusal_without_a_code_is_on_hold() {
+        let r = Record {
+            kind: Kind::Bounce,
+            smtp_command: "MAIL".into(),
+            diagnostic: "SMTP error from remote mail server after MAIL FROM:<a@example.org> SIZE=1024: 550 No PTR record".into(),
+            ..Default::default()
+        };
+        let v = Classifier::with_default_rules().classify(&r);
+        assert_eq!(reported_status(&r, &v), "5.0.901");
+        let rcpt = Record { smtp_command: "RCPT".into(), diagnostic: "SMTP error from remote mail server after RCPT TO:<b@example.net>: 550 No PTR record".into(), ..r };
+        let v = Classifier::with_default_rules().classify(&rcpt);
+        assert_ne!(reported_status(&rcpt, &v), "5.0.901");
     }
 }
