@@ -9,6 +9,7 @@
 
 mod matcher;
 pub mod rules;
+pub mod shared;
 pub mod status;
 pub mod verdict;
 

@@ -24,7 +24,8 @@ pub struct ExplainArgs {
 
 /// Shows a stored event, its message and the rule trace.
 pub fn run(g: &super::Globals, a: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let db = g.config()?.store.db;
+    let config = g.config()?;
+    let db = config.store.db;
     let conn = rebound::store::open_current(&db).map_err(|e| anyhow::anyhow!("{}: {e}", db.display()))?;
     let Some(e) = event_by_id(&conn, a.event_id)? else {
         eprintln!("rebound: explain: no event {}", a.event_id);
@@ -83,7 +84,7 @@ pub fn run(g: &super::Globals, a: ExplainArgs) -> anyhow::Result<ExitCode> {
     if !o.ends_with('\n') {
         o.push('\n');
     }
-    o.push_str(&rule_trace(&conn, &e, &raw)?);
+    o.push_str(&rule_trace(&conn, &e, &raw, &rebound::classify::Classifier::from_config(&config.classify)?)?);
     print!("{o}");
     Ok(ExitCode::SUCCESS)
 }
@@ -98,10 +99,14 @@ fn header_block(raw: &[u8]) -> &[u8] {
 }
 
 /// Re-runs parse and classify on the message and shows what decided this event.
-fn rule_trace(conn: &rusqlite::Connection, e: &rebound::store::query::EventRow, raw: &[u8]) -> anyhow::Result<String> {
+fn rule_trace(
+    conn: &rusqlite::Connection,
+    e: &rebound::store::query::EventRow,
+    raw: &[u8],
+    classifier: &rebound::classify::Classifier,
+) -> anyhow::Result<String> {
     let mut o = String::from("\nrule trace (today's parser and rules)\n");
-    let classifier = rebound::classify::Classifier::with_default_rules();
-    let p = rebound::pipeline::process_message(raw, &classifier);
+    let p = rebound::pipeline::process_message(raw, classifier);
     // The event's position among its message's events picks the record when the
     // recipient alone does not (the same address reported twice).
     let siblings = match e.message_id {

@@ -1,6 +1,7 @@
 //! `rebound follow`: tails a Postfix or Sendmail log (or standard input) and records
 //! each delivery result as an event.
 use clap::Args;
+use rebound::classify::shared::SharedClassifier;
 use rebound::classify::Classifier;
 use rebound::maillog::{FollowStats, Follower, LogFormat};
 use std::path::PathBuf;
@@ -43,7 +44,7 @@ pub fn run(g: &super::Globals, a: FollowArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
     let conn = rebound::store::open(&config.store.db)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
-    let classifier = Arc::new(Classifier::with_default_rules());
+    let classifier = Arc::new(SharedClassifier::new(Classifier::from_config(&config.classify)?));
     let poll = Duration::from_millis(a.poll_ms.unwrap_or(config.follow.poll_interval_ms).max(10));
     let stdin = a.file.as_os_str() == "-";
     if !stdin && !a.file.exists() && a.once {

@@ -1,6 +1,6 @@
 //! `rebound ingest`.
 use clap::Args;
-use rebound::ingest::{ingest, IngestOptions, IngestSummary};
+use rebound::ingest::{ingest, IngestOptions, IngestSummary, LazyClassifier};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +24,7 @@ pub struct IngestArgs {
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Messages per transaction.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 5000)]
     pub batch: usize,
     /// Do not keep the raw messages as evidence (events only).
     #[arg(long)]
@@ -46,7 +46,9 @@ pub fn run(g: &super::Globals, a: IngestArgs) -> anyhow::Result<ExitCode> {
     if let Some(j) = a.jobs {
         opts.workers = j.max(1);
     }
-    let classifier = rebound::classify::Classifier::with_default_rules();
+    // The rules serve uses (the [classify] section), compiled only once a message not
+    // yet stored needs them.
+    let classifier = LazyClassifier::new(|| rebound::classify::Classifier::from_config(&config.classify));
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(

@@ -56,7 +56,7 @@ pub fn run(g: &super::Globals, a: MilterArgs) -> anyhow::Result<ExitCode> {
     let check = Arc::new(VerpTokenCheck::new(keys, config.verp.clone()));
     let conn = rebound::store::open(&config.store.db).map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
     let (writer, writer_thread) = Writer::start(conn, WriterOptions::default(), |_| {})?;
-    let classifier = Arc::new(Classifier::with_default_rules());
+    let classifier = Arc::new(Classifier::from_config(&config.classify)?);
     let recorder = WriterRecorder::new(writer, classifier, Arc::new(config.verp.clone()));
     let ctx = Arc::new(SessionContext {
         policy: Arc::new(policy),

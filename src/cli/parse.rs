@@ -185,8 +185,9 @@ fn text_row(o: &Value) -> String {
 }
 
 /// Parses files and prints records.
-pub fn run(_g: &super::Globals, a: ParseArgs) -> anyhow::Result<ExitCode> {
-    let classifier = Classifier::with_default_rules();
+pub fn run(g: &super::Globals, a: ParseArgs) -> anyhow::Result<ExitCode> {
+    // The operator's rules (config [classify] rules) decide here as they do in serve.
+    let classifier = Classifier::from_config(&g.config()?.classify)?;
     let mut failed = false;
     let mut sink: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?)),

@@ -2,6 +2,7 @@
 //! binds the LMTP listeners (or takes systemd's), serves until SIGTERM or Ctrl-C, then
 //! drains and exits 0.
 use clap::Args;
+use rebound::classify::shared::SharedClassifier;
 use rebound::lmtp::{Delivery, Endpoints, Server};
 use rebound::store::writer::{BatchStats, Writer, WriterOptions};
 use std::path::PathBuf;
@@ -56,6 +57,7 @@ impl BatchLog {
 /// Runs the LMTP server until SIGTERM or Ctrl-C.
 pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
+    let config_path = g.config.clone();
     // Read (or create) the VERP keys now: a bad key file fails the start, not every message.
     rebound::verp_keys::cached(&config.verp)?;
     let conn = rebound::store::open(&config.store.db)
@@ -76,7 +78,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
-    let classifier = Arc::new(rebound::classify::Classifier::from_config(&config.classify)?);
+    let classifier = Arc::new(SharedClassifier::new(rebound::classify::Classifier::from_config(&config.classify)?));
     // Mail logs named in [follow] are followed beside the LMTP server (same store).
     let followers =
         rebound::maillog::spawn_followers(&config.follow, &config.verp, &config.store.db, classifier.clone());
@@ -84,6 +86,10 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let served = runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives once we listen must drain, not kill.
         let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // SIGHUP (systemctl reload) re-reads the config's [classify] rules; without a
+        // handler its default action would kill the server.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(reload_on_hangup(hup, config_path.clone(), classifier.clone()));
         let (tcp, unix) = if a.listen.is_empty() && a.socket.is_empty() {
             (config.lmtp.listen.clone(), config.lmtp.sockets.clone())
         } else {
@@ -121,6 +127,20 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rebuilds the classifier from the configuration file on every SIGHUP; a broken file
+/// is logged and the rules in force stay.
+async fn reload_on_hangup(mut hup: tokio::signal::unix::Signal, config: Option<PathBuf>, classifier: Arc<SharedClassifier>) {
+    while hup.recv().await.is_some() {
+        let reloaded = rebound::config::Config::load(config.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|c| classifier.reload(&c.classify).map_err(|e| e.to_string()));
+        match reloaded {
+            Ok(rules) => tracing::info!(rules, "SIGHUP: classification rules reloaded"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; the rules in force stay"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM (through the handler installed at start) or Ctrl-C (SIGINT).

@@ -4,7 +4,7 @@
 //! thread for large messages), never on the writer thread.
 
 use super::protocol::Transaction;
-use crate::classify::Classifier;
+use crate::classify::shared::SharedClassifier;
 use crate::pipeline::{self, Envelope};
 use crate::store::event::{insert_event, insert_message, NewEvent, NewMessage};
 use crate::store::writer::Writer;
@@ -17,7 +17,7 @@ const INLINE_PREPARE_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 pub struct Delivery {
     /// The classifier (default rules plus operator rules).
-    pub classifier: Arc<Classifier>,
+    pub classifier: Arc<SharedClassifier>,
     /// VERP settings for correlation.
     pub verp: Arc<crate::verp::VerpConfig>,
     /// The store's writer.
@@ -95,7 +95,7 @@ impl Delivery {
 
     fn prepare(&self, t: Transaction, now: i64) -> Prepared {
         use sha2::Digest;
-        let processed = pipeline::process_message(&t.message, &self.classifier);
+        let processed = pipeline::process_message(&t.message, &self.classifier.current());
         let mut events = Vec::new();
         for rcpt in &t.recipients {
             let env = Envelope { source: "lmtp".into(), recipient: rcpt.clone() };

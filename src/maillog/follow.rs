@@ -7,7 +7,7 @@
 
 use super::join::{Join, JoinedResult, Pending};
 use super::{parse_line, FollowConfig, LogEntry, LogFormat, MaillogError};
-use crate::classify::Classifier;
+use crate::classify::shared::SharedClassifier;
 use crate::store::{self, logevents, logpos, logpos::LogPosition};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -71,7 +71,7 @@ pub struct Follower {
     path: PathBuf,
     format: LogFormat,
     conn: Connection,
-    classifier: Arc<Classifier>,
+    classifier: Arc<SharedClassifier>,
     verp: crate::verp::VerpConfig,
     join: Join,
     pos: LogPosition,
@@ -90,7 +90,7 @@ impl Follower {
         conn: Connection,
         path: &Path,
         format: LogFormat,
-        classifier: Arc<Classifier>,
+        classifier: Arc<SharedClassifier>,
         verp: crate::verp::VerpConfig,
         cfg: &FollowConfig,
         start_at_end: bool,
@@ -395,7 +395,7 @@ impl Follower {
             .map(|(q, p)| (q, p.and_then(|p| serde_json::to_string(&p).ok())))
             .collect();
         let tx = self.conn.transaction().map_err(|e| store_err(e.into()))?;
-        let events = logevents::insert_results(&tx, &self.classifier, &self.verp, results, now).map_err(store_err)?;
+        let events = logevents::insert_results(&tx, &self.classifier.current(), &self.verp, results, now).map_err(store_err)?;
         logpos::save_pending(&tx, &self.key, &changes).map_err(store_err)?;
         self.pos.results += results.len() as i64;
         if self.key != "-" && main {
@@ -537,7 +537,7 @@ pub fn spawn_followers(
     cfg: &FollowConfig,
     verp: &crate::verp::VerpConfig,
     db_path: &Path,
-    classifier: Arc<Classifier>,
+    classifier: Arc<SharedClassifier>,
 ) -> Vec<FollowerHandle> {
     cfg.logs
         .iter()

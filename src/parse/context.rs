@@ -62,6 +62,11 @@ impl Context {
         ctx
     }
 
+    /// A context holding only report text (to read part of a report on its own).
+    pub fn from_text(text: String) -> Context {
+        Context { text, ..Default::default() }
+    }
+
     fn entity(&mut self, ct: &ContentType, cte: Option<&str>, body: &[u8], depth: usize) {
         self.parts_seen += 1;
         if depth > MAX_DEPTH || self.parts_seen > MAX_PARTS {

@@ -107,6 +107,18 @@ pub fn has_recipient_fields(text: &str) -> bool {
     })
 }
 
+/// Byte offset of the first delivery-status field line in a text (its length if none).
+pub fn fields_start(text: &str) -> usize {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if field(line.trim_start()).is_ok_and(|(_, n)| n.eq_ignore_ascii_case("reporting-mta") || is_dsn_field(n)) {
+            return at;
+        }
+        at += line.len();
+    }
+    text.len()
+}
+
 /// Parses a delivery-status body.
 pub fn parse(body: &str) -> DeliveryStatus {
     let mut ds = DeliveryStatus::default();

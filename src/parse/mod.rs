@@ -67,8 +67,13 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
     let exclude = mta::generic::excluded(ctx, orig);
     // Some MTAs put the delivery-status fields in the text part.
     let inline: Vec<String> = if ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text) { vec![ctx.text.clone()] } else { Vec::new() };
+    // With the fields in the text, only the prose above them completes a diagnostic
+    // (the fields themselves are no error text).
+    let prose = (!inline.is_empty()).then(|| Context::from_text(ctx.text.get(..dsn::fields_start(&ctx.text)).unwrap_or("").to_string()));
+    let report = prose.as_ref().unwrap_or(ctx);
     for part in ctx.dsn.iter().chain(inline.iter()) {
         let ds = dsn::parse(part);
+        let single = ds.recipients.len() == 1;
         for rr in ds.recipients {
             let usable = |a: &str| a.contains('@') && !a.starts_with('@') && a.rsplit('@').next().is_some_and(|d| d.contains('.'));
             if !usable(&rr.final_recipient) && !usable(&rr.original_recipient) {
@@ -104,7 +109,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             let mut source = "Diagnostic-Code";
             if diag.is_empty() || text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
                 // The text part often holds the remote reply for this recipient.
-                let from_text = mta::generic::scan(ctx, &exclude, std::slice::from_ref(&r.recipient), false);
+                let from_text = mta::generic::scan(report, &exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
                     diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
                     source = "report text near the recipient";
@@ -113,6 +118,15 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             r.status = text::better_status(&rr.status, &diag);
             if !rr.status.is_empty() {
                 r.provenance.push(("status".into(), if r.status == rr.status { "Status".into() } else { "more specific code in the diagnostic".into() }));
+            }
+            if single && text::status_in_text(&diag).is_none() {
+                // The reporting MTA made its Status up (5.5.0, 4.4.7) when the reply it
+                // quotes has no enhanced code; one the remote gave in the session
+                // transcript says more.
+                if let Some(c) = transcript_status(&ctx.text) {
+                    r.status = c.to_string();
+                    r.provenance.push(("status".into(), "enhanced code in the remote's replies in the session transcript".into()));
+                }
             }
             mta::generic::fill_from_diagnostic(&mut r, &diag, source);
             if r.smtp_command.is_empty() {
@@ -129,6 +143,12 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
                 r.reason_hint = "expired".into();
                 r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status and no remote reply".into()));
             }
+            // An X-Unix diagnostic is the exit status or message of a local delivery
+            // program (a pipe, procmail, a mailbox writer): the mailer failed.
+            if rr.diagnostic_type == "x-unix" {
+                r.reason_hint = "mailererror".into();
+                r.provenance.push(("reason_hint".into(), "Diagnostic-Code of type X-Unix (a local mailer)".into()));
+            }
             if let Some(h) = mta::powermta::category_hint(&rr.category) {
                 r.reason_hint = h.into();
                 r.provenance.push(("reason_hint".into(), "X-PowerMTA-BounceCategory".into()));
@@ -139,6 +159,16 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
     out
 }
 
+/// The first specific enhanced code in the remote's replies ("<<< 421 4.7.0 ...") of a
+/// session transcript in the report text.
+fn transcript_status(report: &str) -> Option<&str> {
+    text::prefix(report, 16 * 1024)
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("<<<"))
+        .filter_map(text::status_in_text)
+        .find(|c| !c.ends_with(".0.0"))
+}
+
 /// The SMTP command stated in the report text just after a recipient's address.
 fn command_near(report: &str, recipient: &str) -> &'static str {
     if recipient.is_empty() {
@@ -147,3 +177,6 @@ fn command_near(report: &str, recipient: &str) -> &'static str {
     let Some(pos) = memchr::memmem::find(report.as_bytes(), recipient.as_bytes()) else { return "" };
     text::smtp_command(text::prefix(report.get(pos..).unwrap_or(""), 600))
 }
+
+#[cfg(test)]
+mod tests;

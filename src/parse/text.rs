@@ -270,9 +270,31 @@ fn reply_positions(s: &str) -> impl Iterator<Item = (usize, u16)> + '_ {
     })
 }
 
-/// The first SMTP reply code in `s` that looks like the start of a reply.
+/// The first SMTP reply code in `s` that looks like the start of a reply; a reply the
+/// text quotes in angle brackets (see [`quoted_reply`]) first.
 pub fn reply_code(s: &str) -> Option<u16> {
-    reply_positions(s).next().map(|(_, c)| c)
+    quoted_reply(s).map(|(c, _)| c).or_else(|| reply_positions(s).next().map(|(_, c)| c))
+}
+
+/// A remote reply quoted in angle brackets inside an MTA's own message ("554 4.4.7
+/// Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>"):
+/// the MTA's code summarises, the quoted one is what the remote last said.
+pub fn quoted_reply(s: &str) -> Option<(u16, &str)> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(n) = memchr::memchr(b'<', b.get(from..)?) {
+        let at = from + n + 1;
+        from = at;
+        let code = b.get(at..at + 3)?;
+        if !matches!(code.first(), Some(b'4' | b'5')) || !code.iter().all(u8::is_ascii_digit) || b.get(at + 3) != Some(&b' ') {
+            continue;
+        }
+        if let Some(len) = enhanced_at(b, at + 4) {
+            let reply = code.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+            return Some((reply, s.get(at + 4..at + 4 + len)?));
+        }
+    }
+    None
 }
 
 /// Whether an enhanced code says no more than its class (x.0.0).
@@ -301,6 +323,9 @@ fn codes_after_reply(text: &str) -> Vec<&str> {
 /// The enhanced code an error text states: the one right after a reply code first,
 /// else the first specific one; failure codes (4/5) before success codes in a transcript.
 pub fn status_in_text(text: &str) -> Option<&str> {
+    if let Some((_, c)) = quoted_reply(text) {
+        return Some(c);
+    }
     let codes = enhanced_codes(text);
     let failing = codes.iter().any(|c| !c.starts_with('2'));
     let ok = |c: &&str| !failing || !c.starts_with('2');
@@ -387,6 +412,15 @@ mod tests {
         assert_eq!(reply_code("550-5.7.26 Unauth"), Some(550));
         assert_eq!(better_status("5.0.0", "550 5.1.1 unknown"), "5.1.1");
         assert_eq!(better_status("5.0.0", "5.1.0 - Unknown address error 550-'5.2.2 <a@b.c>... Mailbox Full'"), "5.2.2");
+    }
+
+    #[test]
+    fn a_quoted_remote_reply_wins() {
+        let t = "554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>";
+        assert_eq!(status_in_text(t), Some("4.4.2"));
+        assert_eq!(reply_code(t), Some(421));
+        assert_eq!(better_status("4.4.7", t), "4.4.2");
+        assert_eq!(quoted_reply("550 5.1.1 <a@b.c>... unknown"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod postfix;
 
 use proptest::prelude::*;
+use rebound::classify::shared::SharedClassifier;
 use rebound::classify::Classifier;
 use rebound::maillog::{parse_line, FollowConfig, Follower, LogFormat, LogSource};
 use rebound::store::event::{insert_event, NewEvent};
@@ -67,7 +68,7 @@ fn fixture() -> Fixture {
 
 fn follower(fx: &Fixture) -> Follower {
     let conn = rebound::store::open(&fx.db).unwrap();
-    let classifier = Arc::new(Classifier::with_default_rules());
+    let classifier = Arc::new(SharedClassifier::new(Classifier::with_default_rules()));
     Follower::open(conn, &fx.log, LogFormat::Auto, classifier, fx.verp(), &FollowConfig::default(), false)
         .unwrap()
 }
@@ -255,7 +256,7 @@ fn signed_sender_550_suppresses_once_with_its_dsn() {
         ),
     );
     let conn = rebound::store::open(&fx.db).unwrap();
-    let classifier = Arc::new(Classifier::with_default_rules());
+    let classifier = Arc::new(SharedClassifier::new(Classifier::with_default_rules()));
     Follower::open(conn, &fx.log, LogFormat::Auto, classifier, verp.clone(), &FollowConfig::default(), false)
         .unwrap()
         .read_to_end()
@@ -306,7 +307,7 @@ fn spawned_follower_records_and_stops() {
         ..Default::default()
     };
     rebound::store::open(&fx.db).unwrap();
-    let handles = rebound::maillog::spawn_followers(&cfg, &fx.verp(), &fx.db, Arc::new(Classifier::with_default_rules()));
+    let handles = rebound::maillog::spawn_followers(&cfg, &fx.verp(), &fx.db, Arc::new(SharedClassifier::new(Classifier::with_default_rules())));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while recipients(&fx.db).is_empty() {
         assert!(std::time::Instant::now() < deadline, "follower recorded nothing");

@@ -130,19 +130,33 @@ fn hits(lines: &[&str], markers: &[bool], exclude: &[String]) -> Vec<Hit> {
 
 /// The error text for a recipient: the rest of its line and the lines below it, up to
 /// the next recipient or a paragraph break followed by unindented prose.
-fn diagnostic_after(lines: &[&str], markers: &[bool], hit: &Hit, next_line: Option<usize>) -> String {
+fn diagnostic_after(lines: &[&str], markers: &[bool], hit: &Hit, floor: usize, next_line: Option<usize>) -> String {
     let mut buf = String::new();
     let first = lines.get(hit.line).copied().unwrap_or("");
     let rest = first.get(hit.after..).unwrap_or("");
     let rest = rest.trim_start_matches(['>', '"', '\'', ':', '.', ' ', ',', ';', ')', ']']);
     // Prose before the address on its line is the error ("User's mailbox is full: <a>").
-    let before = first.get(..hit.after.saturating_sub(hit.addr.len())).unwrap_or("");
-    let before = before.trim().trim_end_matches(['<', '"', '\'', ' ']).trim_end_matches(':').trim();
-    if before.split_whitespace().count() >= 3 {
+    // A lead-in phrase ("There was an error delivering your mail to <a>.") is no error
+    // text: the error is in the lines below it.
+    let raw_before = first.get(..hit.after.saturating_sub(hit.addr.len())).unwrap_or("");
+    let transcript = raw_before.trim_start().starts_with(">>>") || text::contains_ci(raw_before, "rcpt to");
+    let lead_in = rest.trim().is_empty() && !transcript && LABELLED.is_match(raw_before);
+    let before = raw_before.trim().trim_end_matches(['<', '"', '\'', ' ']).trim_end_matches(':').trim();
+    if before.split_whitespace().count() >= 3 && !lead_in {
         buf.push_str(before);
         buf.push(' ');
     }
     buf.push_str(rest);
+    // A Sendmail transcript entry ("554 <a>... Remote protocol error") stands on one
+    // line: the lines below are other entries. The remote's reply it follows ("<<< ...",
+    // after the ">>> command" it answered) is its cause.
+    let entry = REPLY_LED.is_match(raw_before) && raw_before.trim_start().as_bytes().get(3) == Some(&b' ');
+    if entry {
+        if let Some(reply) = transcript_reply_above(lines, hit.line, floor) {
+            buf.push(' ');
+            buf.push_str(&reply);
+        }
+    }
     let stop = next_line.unwrap_or(usize::MAX);
     let mut blank = false;
     let mut taken = 0;
@@ -156,7 +170,7 @@ fn diagnostic_after(lines: &[&str], markers: &[bool], hit: &Hit, next_line: Opti
             }
             continue;
         }
-        if blank && !buf.trim().is_empty() {
+        if blank && !buf.trim().is_empty() || entry && starts_transcript_entry(line) {
             break;
         }
         buf.push(' ');
@@ -164,6 +178,46 @@ fn diagnostic_after(lines: &[&str], markers: &[bool], hit: &Hit, next_line: Opti
         taken += 1;
     }
     text::collapse(&buf)
+}
+
+/// Whether a line starts an entry of a Sendmail session transcript: a reply ("550 ...",
+/// "<<< 550 ..."), a command (">>> RCPT ..."), or the host being talked to.
+fn starts_transcript_entry(line: &str) -> bool {
+    let l = line.trim_start();
+    let b = l.as_bytes();
+    l.starts_with("<<<")
+        || l.starts_with(">>>")
+        || text::contains_ci(text::prefix(l, 24), "while talking to")
+        || b.get(..3).is_some_and(|d| d.iter().all(u8::is_ascii_digit)) && b.get(3) == Some(&b' ')
+}
+
+/// The remote's reply ("<<< ..." lines, with the ">>> command" they answer) nearest
+/// above transcript line `at`, not above `floor` (the previous recipient's line).
+fn transcript_reply_above(lines: &[&str], at: usize, floor: usize) -> Option<String> {
+    let floor = floor.max(at.saturating_sub(12));
+    let mut j = at;
+    // Skip the MTA's own lines ("421 host (smtp)... Deferred") between reply and entry.
+    while j > floor {
+        let l = lines.get(j - 1)?.trim_start();
+        if l.starts_with("<<<") {
+            break;
+        }
+        if l.starts_with(">>>") || text::contains_ci(text::prefix(l, 24), "while talking to") || l.is_empty() {
+            return None;
+        }
+        j -= 1;
+    }
+    let end = j;
+    while j > floor && lines.get(j - 1).is_some_and(|l| l.trim_start().starts_with("<<<")) {
+        j -= 1;
+    }
+    if j == end {
+        return None;
+    }
+    if j > floor && lines.get(j - 1).is_some_and(|l| l.trim_start().starts_with(">>>")) {
+        j -= 1;
+    }
+    Some(lines.get(j..end)?.join(" "))
 }
 
 /// The first line below `from` (before `stop` or an end marker) that carries a reply
@@ -294,7 +348,8 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
     let mut out = Vec::new();
     for h in &found {
         let next = lines_sorted.iter().copied().find(|&l| l > h.line && l != usize::MAX);
-        let mut diag = if h.line == usize::MAX { String::new() } else { diagnostic_after(&lines, &markers, h, next) };
+        let floor = lines_sorted.iter().copied().filter(|&l| l < h.line).max().map_or(0, |l| l + 1);
+        let mut diag = if h.line == usize::MAX { String::new() } else { diagnostic_after(&lines, &markers, h, floor, next) };
         let mut source = "text after the recipient";
         if text::enhanced_code(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
             let p = paragraph(&lines, h.line);

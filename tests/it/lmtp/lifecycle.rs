@@ -228,3 +228,53 @@ fn reject_invalid_verp_refuses_forged_tokens_at_rcpt() {
     assert!(c.cmd(&format!("RCPT TO:<{genuine}>")).starts_with("250"), "{genuine}");
     assert!(c.cmd("RCPT TO:<postmaster@bounce.example.test>").starts_with("250"), "not our prefix");
 }
+
+/// SIGHUP re-reads the operator's rules: a message after the reload is judged by the new
+/// file, a broken file keeps the rules in force, and the server never stops.
+#[test]
+fn sighup_reloads_the_operator_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, rules, config) = (dir.path().join("r.db"), dir.path().join("rules.toml"), dir.path().join("c.toml"));
+    let rule = |reason: &str| {
+        format!(
+            "[[rule]]\nid = \"local.zorglub\"\nreason = \"{reason}\"\ntext = ['zorglub quota']\nexamples = [\"550 zorglub quota\"]\n"
+        )
+    };
+    std::fs::write(&rules, rule("mailboxfull")).unwrap();
+    std::fs::write(&config, format!("[classify]\nrules = {:?}\n", rules.display().to_string())).unwrap();
+    let mut cmd = serve_cmd(&db);
+    cmd.arg("--config").arg(&config);
+    let served = Served::spawn(cmd);
+    let mut c = Client::connect(&served.address());
+    c.reply();
+    c.cmd("LHLO client");
+    let dsn = |n: u32| {
+        format!(
+            "From: MAILER-DAEMON@mx.example.test\r\nSubject: Undelivered Mail\r\nMessage-ID: <n{n}@mx.example.test>\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\r\nfailed\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.test\r\n\r\n\
+             Final-Recipient: rfc822; u{n}@example.test\r\nAction: failed\r\nStatus: 5.0.0\r\n\
+             Diagnostic-Code: smtp; 550 zorglub quota\r\n\r\n--b--\r\n"
+        )
+    };
+    let reason_of = |n: u32| -> String {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT reason FROM events WHERE recipient = ?1", [format!("u{n}@example.test")], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(c.deliver(&["b@bounces.example.test"], dsn(1).as_bytes())[0].starts_with("250"));
+    assert_eq!(reason_of(1), "mailboxfull");
+    std::fs::write(&rules, rule("suspend")).unwrap();
+    served.signal(libc::SIGHUP);
+    served.wait_for("rules reloaded");
+    assert!(c.deliver(&["b@bounces.example.test"], dsn(2).as_bytes())[0].starts_with("250"));
+    assert_eq!(reason_of(2), "suspend");
+    std::fs::write(&rules, "[[rule]\nid = ").unwrap();
+    served.signal(libc::SIGHUP);
+    served.wait_for("reload failed");
+    assert!(c.deliver(&["b@bounces.example.test"], dsn(3).as_bytes())[0].starts_with("250"));
+    assert_eq!(reason_of(3), "suspend");
+    c.cmd("QUIT");
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(), Some(0));
+}

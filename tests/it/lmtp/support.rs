@@ -39,7 +39,7 @@ impl TestServer {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
                 let delivery = Delivery {
-                    classifier: Arc::new(rebound::classify::Classifier::with_default_rules()),
+                    classifier: Arc::new(rebound::classify::shared::SharedClassifier::new(rebound::classify::Classifier::with_default_rules())),
                     verp: Arc::new(Default::default()),
                     writer: w,
                     keep_raw: true,

@@ -1,0 +1,115 @@
+//! The writer side of ingest: processed chunks, in input order, inserted through the
+//! store's shared calls (`insert_message`, `event_rows` + correlation, `insert_event`
+//! with its hooks), many chunks to one transaction.
+
+use super::{DoneChunk, IngestError, IngestOptions, IngestSummary};
+use crate::pipeline::event_rows;
+use crate::store::correlate::correlate_with_keys;
+use crate::store::event::{insert_event, insert_message};
+use crate::store::query;
+use crate::verp::{Keys, VerpConfig};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// The longest ingest holds the write lock: a `serve` sharing the database waits at
+/// most this long (plus one chunk) for its own commit.
+const MAX_TRANSACTION: Duration = Duration::from_millis(500);
+
+/// Page cache of ingest's write connection (KiB): the index pages every insert touches
+/// (sha256, recipients, message ids) stay in memory instead of being read back.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// Writes every chunk `order` yields, in that order; commits each `batch_messages`
+/// messages (or [`MAX_TRANSACTION`]), calling `progress` after each chunk.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_chunks(
+    conn: &mut Connection,
+    order: Receiver<Receiver<DoneChunk>>,
+    inputs: &[(PathBuf, u64)],
+    verp: &VerpConfig,
+    opts: &IngestOptions,
+    now: i64,
+    summary: &mut IngestSummary,
+    start: Instant,
+    progress: &mut dyn FnMut(&IngestSummary),
+) -> Result<(), IngestError> {
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    let keys = crate::verp_keys::cached(verp).map_err(crate::store::StoreError::from)?;
+    // The next chunk in input order: None once the reader is done; an error if its
+    // worker stopped without answering.
+    let next = || -> Result<Option<DoneChunk>, IngestError> {
+        match order.recv() {
+            Err(_) => Ok(None),
+            Ok(rx) => rx.recv().map(Some).map_err(|_| IngestError::Worker),
+        }
+    };
+    let mut pending = next()?;
+    while pending.is_some() {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let began = Instant::now();
+        let mut in_tx = 0usize;
+        while let Some(chunk) = pending.take() {
+            in_tx += chunk.items.len();
+            write_chunk(&tx, chunk, inputs, verp, &keys, now, summary)?;
+            summary.elapsed_secs = start.elapsed().as_secs_f64();
+            progress(summary);
+            if in_tx >= opts.batch_messages || began.elapsed() >= MAX_TRANSACTION {
+                break;
+            }
+            pending = next()?;
+        }
+        tx.commit()?;
+        if pending.is_none() {
+            pending = next()?;
+        }
+    }
+    Ok(())
+}
+
+fn write_chunk(
+    tx: &Transaction<'_>,
+    chunk: DoneChunk,
+    inputs: &[(PathBuf, u64)],
+    verp: &VerpConfig,
+    keys: &Keys,
+    now: i64,
+    summary: &mut IngestSummary,
+) -> Result<(), IngestError> {
+    for item in chunk.items {
+        summary.messages += 1;
+        // The worker saw the store before this run's earlier messages were written:
+        // a message repeated within the run is caught here.
+        let work = match item.work {
+            Some(w) if !query::message_exists(tx, &item.sha256)? => w,
+            _ => {
+                summary.duplicates += 1;
+                continue;
+            }
+        };
+        let message_id = insert_message(tx, &work.message)?;
+        let mut events = event_rows(&work.processed, &work.envelope, work.occurred_at);
+        correlate_with_keys(tx, verp, keys, &work.processed.parsed, &mut events, now)?;
+        if events.is_empty() {
+            summary.without_records += 1;
+        }
+        for e in &events {
+            insert_event(tx, Some(message_id), e)?;
+            match summary.records_by_kind.get_mut(&e.kind) {
+                Some(n) => *n += 1,
+                None => {
+                    summary.records_by_kind.insert(e.kind.clone(), 1);
+                }
+            }
+        }
+        summary.stored += 1;
+        tracing::debug!(file = %inputs.get(item.file).map(|f| f.0.display().to_string()).unwrap_or_default(), message_id, "message stored");
+    }
+    summary.files += chunk.files_done;
+    summary.bytes_read += chunk.bytes_read;
+    for e in chunk.errors {
+        summary.error(e);
+    }
+    Ok(())
+}
