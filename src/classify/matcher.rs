@@ -40,6 +40,8 @@ type Hit = (u32, u32, u32, u32);
 pub struct PatternSet {
     /// Per pattern: its alternatives' ids, in order (consecutive).
     patterns: Vec<std::ops::Range<usize>>,
+    /// Per pattern: those of its alternatives that are regexes (not word sets).
+    regex_alts: Vec<Vec<usize>>,
     alts: Vec<Alt>,
     /// The literals of every alternative.
     ac: Option<AhoCorasick>,
@@ -157,12 +159,13 @@ impl PatternSet {
                 }
             }
         }
+        set.regex_alts = set.patterns.iter().map(|r| r.clone().filter(|&a| set.alts.get(a).is_some_and(|x| x.words.is_none())).collect()).collect();
         Ok(set)
     }
 
     /// A set with no patterns.
     pub fn empty() -> PatternSet {
-        PatternSet { patterns: Vec::new(), alts: Vec::new(), ac: None, owners: Vec::new() }
+        PatternSet { patterns: Vec::new(), regex_alts: Vec::new(), alts: Vec::new(), ac: None, owners: Vec::new() }
     }
 
     /// Number of patterns.
@@ -234,7 +237,7 @@ impl Scan<'_> {
         if hits.iter().any(|h| self.set.alts.get(h.0 as usize).is_some_and(|a| a.words.is_some())) {
             return true;
         }
-        alts.clone().any(|a| self.set.alts.get(a).is_some_and(|x| x.words.is_none()) && self.alt_find(a, hits, false).is_some())
+        self.set.regex_alts.get(p).is_some_and(|r| r.iter().any(|&a| self.alt_find(a, hits, false).is_some()))
     }
 
     /// Where pattern `p` matches, as the joined regex would report it.

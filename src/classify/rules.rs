@@ -213,7 +213,10 @@ fn command_in_text(text: &str) -> &'static str {
     }
     // The first marker that matches names the command (as a set's lowest match would).
     let t = text.as_bytes();
-    set.iter().position(|(re, gate)| gate.may_match(t) && re.is_match(t)).and_then(|i| COMMANDS.get(i).copied()).unwrap_or("")
+    let ascii = t.is_ascii();
+    crate::parse::gate::with_lower(t, |lower| set.iter().position(|(re, gate)| gate.may_match_lower(lower, ascii) && re.is_match(t)))
+        .and_then(|i| COMMANDS.get(i).copied())
+        .unwrap_or("")
 }
 
 /// RCPT, MAIL, DATA, HELO, EHLO, CONN, QUIT ... from the many ways bounces name them.

@@ -175,7 +175,11 @@ impl Context {
 pub fn to_text(bytes: &[u8], max: usize) -> String {
     let bytes = bytes.get(..max.min(bytes.len())).unwrap_or(bytes);
     if memchr::memchr(b'\r', bytes).is_none() {
-        return String::from_utf8_lossy(bytes).into_owned();
+        // `from_utf8` validates ASCII a word at a time; the lossy path byte by byte.
+        return match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        };
     }
     let mut v = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -286,6 +290,10 @@ fn strip_tags(html: &str) -> String {
             _ if !in_tag => out.push(c),
             _ => {}
         }
+    }
+    // Every entity starts with '&': without one there is nothing to replace.
+    if memchr::memchr(b'&', out.as_bytes()).is_none() {
+        return out;
     }
     out.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&").replace("&quot;", "\"")
 }

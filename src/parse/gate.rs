@@ -205,6 +205,12 @@ impl Gate {
         with_lower(hay, |l| ac.is_match(l))
     }
 
+    /// [`Gate::may_match`] given the text already lower-cased (`ascii`: whether it is).
+    pub fn may_match_lower(&self, lower: &[u8], ascii: bool) -> bool {
+        let Some(ac) = &self.ac else { return true };
+        self.ascii_only && !ascii || ac.is_match(lower)
+    }
+
     /// Whether the gate can ever say no.
     pub fn is_active(&self) -> bool {
         self.ac.is_some()

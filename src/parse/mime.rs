@@ -31,7 +31,8 @@ impl Headers {
 
     /// The first value of field `name` (lower case), if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|f| self.name(f) == name).map(|f| self.value(f))
+        // Length first: most fields are skipped without touching their text.
+        self.fields.iter().find(|f| (f.1 - f.0) as usize == name.len() && self.name(f) == name).map(|f| self.value(f))
     }
 
     /// The first value of `name`, or "".
@@ -41,7 +42,7 @@ impl Headers {
 
     /// Every value of field `name` (lower case), in order.
     pub fn get_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.fields.iter().filter(move |f| self.name(f) == name).map(|f| self.value(f))
+        self.fields.iter().filter(move |f| (f.1 - f.0) as usize == name.len() && self.name(f) == name).map(|f| self.value(f))
     }
 
     /// All fields as (lower-case name, value).
@@ -83,7 +84,23 @@ pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
 pub fn parse_headers(block: &[u8]) -> Headers {
     let block = block.get(..block.len().min(256 * 1024)).unwrap_or(block);
     let mut h = Headers { buf: String::with_capacity(block.len()), fields: Vec::with_capacity(32) };
-    for line in block.split(|&b| b == b'\n') {
+    // One UTF-8 validation for the whole block (the usual case): fields are then
+    // copied as they are; otherwise each is converted lossily on its own.
+    let text = std::str::from_utf8(block).ok();
+    let push = |buf: &mut String, part: &[u8]| {
+        // `part` is a sub-slice of `block` (or empty): the same range of `text`.
+        let from = (part.as_ptr() as usize).checked_sub(block.as_ptr() as usize);
+        match text.zip(from).and_then(|(t, from)| t.get(from..from.checked_add(part.len())?)) {
+            Some(s) => buf.push_str(s),
+            None => push_lossy(buf, part),
+        }
+    };
+    let mut pos = 0;
+    while pos <= block.len() {
+        let rest = block.get(pos..).unwrap_or(&[]);
+        let n = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = rest.get(..n).unwrap_or(&[]);
+        pos += n + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(&first) = line.first() else { continue };
         if first == b' ' || first == b'\t' {
@@ -91,7 +108,7 @@ pub fn parse_headers(block: &[u8]) -> Headers {
                 // The last field's value ends the buffer: extend it in place.
                 if (last.2 - last.1) < 16 * 1024 {
                     h.buf.push(' ');
-                    push_lossy(&mut h.buf, trim_bytes(line));
+                    push(&mut h.buf, trim_bytes(line));
                     last.2 = h.buf.len() as u32;
                 }
             }
@@ -116,7 +133,7 @@ pub fn parse_headers(block: &[u8]) -> Headers {
             n.make_ascii_lowercase();
         }
         let vs = h.buf.len() as u32;
-        push_lossy(&mut h.buf, trim_bytes(line.get(colon + 1..).unwrap_or(&[])));
+        push(&mut h.buf, trim_bytes(line.get(colon + 1..).unwrap_or(&[])));
         h.fields.push((ns, vs, h.buf.len() as u32));
     }
     h
@@ -151,7 +168,7 @@ impl ContentType {
             return ContentType { mime: "text/plain".into(), params: Vec::new() };
         };
         let mut it = split_params(value).into_iter();
-        let mime = it.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let mime = it.next().unwrap_or("").trim().to_ascii_lowercase();
         let params = it
             .filter_map(|p| {
                 let (k, v) = p.split_once('=')?;
@@ -167,22 +184,23 @@ impl ContentType {
     }
 }
 
-/// Splits on ';' outside double quotes.
-fn split_params(value: &str) -> Vec<String> {
+/// Splits on ';' outside double quotes (slices of `value`, no copies).
+fn split_params(value: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    let mut cur = String::new();
     let mut quoted = false;
-    for c in value.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
+    let mut start = 0;
+    // '"' and ';' are ASCII: byte positions are char boundaries.
+    for (i, b) in value.bytes().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b';' if !quoted => {
+                out.push(value.get(start..i).unwrap_or(""));
+                start = i + 1;
             }
-            ';' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
+            _ => {}
         }
     }
-    out.push(cur);
+    out.push(value.get(start..).unwrap_or(""));
     out
 }
 
@@ -278,7 +296,11 @@ pub fn decode_qp(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
-        let b = input[i];
+        // Copy the run up to the next '=' at once.
+        let run = memchr::memchr(b'=', input.get(i..).unwrap_or(&[])).unwrap_or(input.len() - i);
+        out.extend_from_slice(input.get(i..i + run).unwrap_or(&[]));
+        i += run;
+        let Some(&b) = input.get(i) else { break };
         if b == b'=' {
             let a = input.get(i + 1).copied();
             let c = input.get(i + 2).copied();

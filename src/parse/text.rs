@@ -2,12 +2,31 @@
 //! SMTP reply codes, the SMTP command a reply answered, white space collapsing.
 //! Byte scanning where possible; the few regexes are compiled once.
 
+use super::gate::Gated;
 use regex::Regex;
 use std::sync::LazyLock;
 
+/// Bytes of a local part: letters, digits, RFC 5322 atext, '.', and bytes of UTF-8
+/// sequences (RFC 6531 addresses). A table: this runs for every byte before an '@'.
+static LOCAL_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c >= 0x80 || c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"._%+-=!#$&'*/?^`{|}~";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 fn is_local_char(b: u8) -> bool {
-    // Bytes of UTF-8 sequences count too (RFC 6531 addresses).
-    b >= 0x80 || b.is_ascii_alphanumeric() || b"._%+-=!#$&'*/?^`{|}~".contains(&b)
+    LOCAL_CHARS[usize::from(b)]
 }
 
 fn is_domain_char(b: u8) -> bool {
@@ -96,6 +115,12 @@ pub fn re(pattern: &str) -> Result<Regex, regex::Error> {
     Regex::new(&pattern.replace("\\b", "(?-u:\\b)"))
 }
 
+/// As [`re`], behind a literal prefilter: the same answers, and text without the
+/// pattern's words is never run through the regex (see `gate`).
+pub fn gated(pattern: &str) -> Result<Gated, regex::Error> {
+    Gated::new(&pattern.replace("\\b", "(?-u:\\b)"))
+}
+
 /// The first `max` bytes of `s`, cut back to a char boundary.
 pub fn prefix(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -110,6 +135,9 @@ pub fn prefix(s: &str, max: usize) -> &str {
 
 /// Collapses runs of white space to one space and trims.
 pub fn collapse(s: &str) -> String {
+    if s.is_ascii() {
+        return collapse_ascii(s);
+    }
     let mut out = String::with_capacity(s.len());
     for w in s.split_whitespace() {
         if !out.is_empty() {
@@ -118,6 +146,21 @@ pub fn collapse(s: &str) -> String {
         out.push_str(w);
     }
     out
+}
+
+/// [`collapse`] for ASCII text, byte by byte; white space is what `char::is_whitespace`
+/// says for ASCII (which, unlike `u8::is_ascii_whitespace`, includes vertical tab).
+fn collapse_ascii(s: &str) -> String {
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let mut out = Vec::with_capacity(s.len());
+    for word in s.as_bytes().split(ws).filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(word);
+    }
+    // Only ASCII bytes were copied.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Removes the reply code (and enhanced code) that a multi-line SMTP reply repeats on
@@ -152,7 +195,7 @@ pub fn strip_continuation_codes(s: &str) -> String {
 }
 
 /// A reply that opens with a multi-line code: "550-5.7.1 " or "550-".
-static REPLY_LEAD: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)([245]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})\s)?").expect("regex")); // ok: constant pattern, compiled by the unit tests
+static REPLY_LEAD: LazyLock<Gated> = LazyLock::new(|| gated(r"(?:^|\s)([245]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})\s)?").expect("regex")); // ok: constant pattern, compiled by the unit tests
 
 /// Length of an enhanced code ("5.1.1", "4.7.650") starting at `i`, if one does.
 fn enhanced_at(b: &[u8], i: usize) -> Option<usize> {
@@ -310,8 +353,8 @@ pub fn better_status(field: &str, text: &str) -> String {
     }
 }
 
-static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(concat!(
+static COMMAND: LazyLock<Gated> = LazyLock::new(|| {
+    crate::parse::text::gated(concat!(
         r"(?i)(?P<rcpt>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT|\bdoes not like recipient)",
         r"|(?P<mail>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL)",
         r"|(?P<data>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA|\[DATA\])",
@@ -340,7 +383,8 @@ pub fn contains_ci(s: &str, needle: &str) -> bool {
     if n.is_empty() {
         return true;
     }
-    s.as_bytes().windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    let first = n.first().map_or(0, u8::to_ascii_lowercase);
+    s.as_bytes().windows(n.len()).any(|w| w.first().is_some_and(|b| b.to_ascii_lowercase() == first) && w.eq_ignore_ascii_case(n))
 }
 
 /// Whether an address is a mail system's own (mailer-daemon, postmaster).

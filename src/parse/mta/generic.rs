@@ -7,7 +7,7 @@
 use crate::parse::context::Context;
 use crate::parse::record::{Kind, Record};
 use crate::parse::text::{self, Found};
-use regex::Regex;
+use crate::parse::gate::Gated;
 use std::sync::LazyLock;
 
 /// Most lines of report text read.
@@ -15,8 +15,8 @@ const MAX_LINES: usize = 2000;
 /// Most lines of error text taken after a recipient line.
 const MAX_DIAG_LINES: usize = 12;
 
-static LABELLED: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(
+static LABELLED: LazyLock<Gated> = LazyLock::new(|| {
+    crate::parse::text::gated(
         r"(?ix)(?:
             \b(?:final-recipient|original-recipient|recipient(?:\s+address)?|failed\s+recipient|rcpt\s+to|e-?mail\s+address|address|destinataire|empf(?:ä|ae)nger|user|mailbox)\s*(?:\(s\))?\s*[:=]\s*(?:rfc822;\s*)?[<\x22]?\s*$
           | \b(?:deliver(?:ing|ed|y)?|sent|send|message|mail|e-?mail|it|relay(?:ing|ed)?|transfer(?:ring|red)?)\s+(?:your\s+(?:mail|message|e-?mail)\s+)?to\s*:?\s*[<\x22]?\s*$
@@ -31,23 +31,23 @@ static LABELLED: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A transcript line that starts with a reply code: "550 <addr>... User unknown".
-static REPLY_LED: LazyLock<Regex> = LazyLock::new(|| crate::parse::text::re(r"^\s*(?:<<<\s*)?[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?<$").expect("regex")); // ok: constant pattern, compiled by the unit tests
+static REPLY_LED: LazyLock<Gated> = LazyLock::new(|| crate::parse::text::gated(r"^\s*(?:<<<\s*)?[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?<$").expect("regex")); // ok: constant pattern, compiled by the unit tests
 
 /// Report text markers after which no recipient is listed (the original follows).
-static END_MARKERS: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(
+static END_MARKERS: LazyLock<Gated> = LazyLock::new(|| {
+    crate::parse::text::gated(
         r"(?im)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message|returned message)",
     )
     .expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
-static DELAY: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)").expect("regex") // ok: constant pattern, compiled by the unit tests
+static DELAY: LazyLock<Gated> = LazyLock::new(|| {
+    crate::parse::text::gated(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// Phrases saying the MTA gave up after retrying for its queue lifetime.
-pub static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex") // ok: constant pattern, compiled by the unit tests
+pub static EXPIRED: LazyLock<Gated> = LazyLock::new(|| {
+    crate::parse::text::gated(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// A recipient found in the text, and where.
@@ -432,6 +432,6 @@ pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
 }
 
 /// "host mx.example.net [192.0.2.1]" / "mx.example.net[192.0.2.1] said:" in an error text.
-static REMOTE_HOST: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)\bhost\s+([a-z0-9][a-z0-9.-]*\.[a-z]{2,}\.?)\s*\[|\b([a-z0-9][a-z0-9.-]*\.[a-z]{2,})\[[0-9a-f.:]+\]\s+said").expect("regex") // ok: constant pattern, compiled by the unit tests
+static REMOTE_HOST: LazyLock<Gated> = LazyLock::new(|| {
+    crate::parse::text::gated(r"(?i)\bhost\s+([a-z0-9][a-z0-9.-]*\.[a-z]{2,}\.?)\s*\[|\b([a-z0-9][a-z0-9.-]*\.[a-z]{2,})\[[0-9a-f.:]+\]\s+said").expect("regex") // ok: constant pattern, compiled by the unit tests
 });

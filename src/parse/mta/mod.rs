@@ -15,11 +15,11 @@ use super::context::Context;
 use super::mime::Headers;
 use super::record::Record;
 use super::text;
-use regex::Regex;
+use crate::parse::gate::Gated;
 use std::sync::LazyLock;
 
-static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)undeliver|undelivered|delivery (?:status|failure|failed|report|notification|problem)|mail delivery|failure notice|returned mail|returned to sender|delivery has failed|could not be delivered|not delivered|non[- ]?delivery|nondeliverable|rejected|warning: could not send|delayed mail|mail system error|message not delivered|failed delivery|unzustellbar|non remis|no se puede entregar|delivery unsuccessful|fehlgeschlagen|error sending|mail error|bounce|notification|mail could not|echec|失敗|エラー|不達|配信").expect("regex") // ok: constant pattern, compiled by the unit tests
+static BOUNCE_SUBJECT: LazyLock<Gated> = LazyLock::new(|| {
+    crate::parse::text::gated(r"(?i)undeliver|undelivered|delivery (?:status|failure|failed|report|notification|problem)|mail delivery|failure notice|returned mail|returned to sender|delivery has failed|could not be delivered|not delivered|non[- ]?delivery|nondeliverable|rejected|warning: could not send|delayed mail|mail system error|message not delivered|failed delivery|unzustellbar|non remis|no se puede entregar|delivery unsuccessful|fehlgeschlagen|error sending|mail error|bounce|notification|mail could not|echec|失敗|エラー|不達|配信").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// Whether the message presents itself as a delivery report (not ordinary mail).
@@ -41,8 +41,8 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
     BOUNCE_TEXT.is_match(text::prefix(&ctx.text, 3000))
 }
 
-static BOUNCE_TEXT: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex") // ok: constant pattern, compiled by the unit tests
+static BOUNCE_TEXT: LazyLock<Gated> = LazyLock::new(|| {
+    crate::parse::text::gated(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// Records read from the report text when no delivery-status part gave any.
