@@ -2,7 +2,8 @@
 # LMTP throughput: Postfix's null LMTP server (smtp-sink -L) against `rebound serve`
 # (durable: WAL, synchronous=FULL, fresh database), both driven by `smtp-source -L` in the
 # same run, at 1, 8 and 32 sessions on the 4 KB Postfix DSN. Prints messages/s, the
-# ratio rebound/smtp-sink, rebound's peak RSS and its group-commit batch sizes.
+# ratio rebound/smtp-sink, CPU per message of each server, rebound's peak RSS and its
+# group-commit figures (jobs per transaction, jobs per WAL flush, flush and wait times).
 #
 # Usage: bench/lmtp.sh [-m MESSAGES] [-r RUNS] [-s "1 8 32"] [BINARY]
 #   BINARY defaults to target/release/rebound (build it first: cargo build --release)
@@ -30,9 +31,14 @@ tr -d '\r' <"$MSG" >"$WORK/msg"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
 
-# rate SESSIONS PORT -> median msg/s over R runs
+# cpu PID... -> CPU milliseconds (user + system) the processes used so far
+cpu() { local t=0; for p in "$@"; do t=$((t + $(awk '{ print ($14 + $15) * 10 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+
+# rate SESSIONS PORT PID... -> "median msg/s over R runs" and "CPU us per message"
 rate() {
-    local s=$1 port=$2 rates=()
+    local s=$1 port=$2 rates=() c0 c1
+    shift 2
+    c0=$(cpu "$@")
     for _ in $(seq "$R"); do
         local t0 t1
         t0=$(date +%s.%N)
@@ -40,23 +46,29 @@ rate() {
         t1=$(date +%s.%N)
         rates+=("$(awk -v m="$M" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", m / (b - a) }')")
     done
-    printf '%s\n' "${rates[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+    c1=$(cpu "$@")
+    printf '%s\n' "${rates[@]}" | sort -n | awk -v c=$((c1 - c0)) -v n=$((M * R)) '{ a[NR] = $1 } END { printf "%s %.0f\n", a[int((NR + 1) / 2)], c * 1000 / n }'
 }
 
 sink_port=$(free_port)
-smtp-sink -L -4 -u nobody "inet:127.0.0.1:$sink_port" 1024 & PIDS+=($!)
+smtp-sink -L -4 -u nobody "inet:127.0.0.1:$sink_port" 1024 & SINK=$!; PIDS+=($SINK)
 reb_port=$(free_port)
 "$BIN" serve --listen "127.0.0.1:$reb_port" --db "$WORK/bench.db" --log-format json 2>"$WORK/rebound.log" & REB=$!; PIDS+=($REB)
 wait_port "$sink_port"; wait_port "$reb_port"
 
 echo "LMTP benchmark: $M messages of $(wc -c <"$WORK/msg") bytes per run, median of $R runs, session reuse (-d)"
-printf '%-9s %14s %14s %8s\n' sessions smtp-sink rebound ratio
+echo "(CPU: microseconds of server CPU per message, user + system, 10 ms ticks)"
+printf '%-9s %14s %14s %8s %10s %10s\n' sessions smtp-sink rebound ratio sink-cpu reb-cpu
 for s in $SESSIONS; do
-    a=$(rate "$s" "$sink_port"); b=$(rate "$s" "$reb_port")
-    printf '%-9s %10s/s %10s/s %8s\n' "$s" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')"
+    # smtp-sink forks nothing, but count its children anyway.
+    read -r a acpu < <(rate "$s" "$sink_port" "$SINK" $(pgrep -P "$SINK" || true))
+    read -r b bcpu < <(rate "$s" "$reb_port" "$REB")
+    printf '%-9s %10s/s %10s/s %8s %8sus %8sus\n' "$s" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')" "$acpu" "$bcpu"
 done
 rss=$(awk '/VmHWM/ { print $2 }' "/proc/$REB/status")
 stored=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select count(*) from messages').fetchone()[0])" "$WORK/bench.db")
 kill -TERM "$REB"; wait "$REB" || true
 echo "rebound: peak RSS $((rss / 1024)) MiB; messages stored $stored"
-grep -o '"batch[^}]*' "$WORK/rebound.log" | tail -3 || true
+# The final totals: batch_mean = jobs per transaction, flush_jobs_mean = jobs made durable
+# by one fdatasync of the WAL, durable_ms_mean = BEGIN to answered.
+grep -o '"batches[^}]*' "$WORK/rebound.log" | tail -1 | tr -d '"' | tr ',' '\n' | sed 's/^/  /' || true

@@ -41,6 +41,56 @@ pub fn process_message(raw: &[u8], classifier: &Classifier) -> ProcessedMessage 
     ProcessedMessage { parsed, records }
 }
 
+/// The enhanced code a record reports (what `parse` prints and events store): the one
+/// the report states, or the one implied by the reason when it states none (Sisimai's convention: 5.0.9xx for a permanent, 4.0.9xx for a temporary failure).
+pub fn reported_status(record: &Record, verdict: &Verdict) -> String {
+    let (status, kind) = (record.status.as_str(), record.kind);
+    if !status.is_empty() || !matches!(kind, Kind::Bounce | Kind::Delay) {
+        return status.to_string();
+    }
+    // Exim's "SMTP error from remote mail server after MAIL FROM" with no enhanced code:
+    // the sender was refused before any recipient was tried, so Sisimai states the
+    // recipient's fate as on hold (x.0.901) whatever the reason the words give.
+    let exim_mail_stage = record.smtp_command == "MAIL"
+        && memchr::memmem::find(record.diagnostic.to_ascii_lowercase().as_bytes(), b"remote mail server after mail from").is_some();
+    let reason = if exim_mail_stage { "onhold" } else { verdict.reason.as_str() };
+    let code = match reason {
+        "undefined" => 900,
+        "onhold" => 901,
+        "syntaxerror" => 902,
+        "filtered" => 910,
+        "userunknown" => 911,
+        "hostunknown" => 912,
+        "hasmoved" => 916,
+        "rejected" => 918,
+        "norelaying" => 910,
+        "suspend" => 921,
+        "mailboxfull" => 922,
+        "exceedlimit" => 923,
+        "systemfull" => 931,
+        "notaccept" => 932,
+        "mesgtoobig" => 934,
+        "mailererror" => 939,
+        "systemerror" => 930,
+        "networkerror" => 944,
+        "toomanyconn" => 945,
+        "expired" => 947,
+        "contenterror" => 960,
+        "securityerror" => 970,
+        "blocked" => 971,
+        "policyviolation" => 972,
+        "requireptr" => 973,
+        "badreputation" => 975,
+        "authfailure" => 976,
+        "speeding" => 977,
+        "spamdetected" => 980,
+        "virusdetected" => 981,
+        _ => return String::new(),
+    };
+    let class = if kind == Kind::Delay { 4 } else { 5 };
+    format!("{class}.0.{code}")
+}
+
 /// Where an event came from and what it was delivered to (the LMTP/milter envelope).
 #[derive(Debug, Clone, Default)]
 pub struct Envelope {
@@ -66,7 +116,7 @@ pub fn event_rows(p: &ProcessedMessage, env: &Envelope, now: i64) -> Vec<crate::
                 recipient: r.recipient.clone(),
                 kind: r.kind.as_str().to_string(),
                 action: r.action.clone(),
-                status: r.status.clone(),
+                status: reported_status(r, v),
                 reply_code: r.reply_code,
                 diagnostic: r.diagnostic.clone(),
                 remote_mta: r.remote_mta.clone(),
@@ -84,4 +134,43 @@ pub fn event_rows(p: &ProcessedMessage, env: &Envelope, now: i64) -> Vec<crate::
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_store_the_status_parse_prints() {
+        let msg = "From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail\n\nThis is the mail system.\n\n<a@example.net>: host mx.example.net said: 550 mailbox full\n";
+        let p = process_message(msg.as_bytes(), &Classifier::with_default_rules());
+        let c = p.records.first().expect("a record");
+        assert_eq!(c.record.status, "", "the report states no enhanced code");
+        let shown = reported_status(&c.record, &c.verdict);
+        assert!(shown.starts_with("5.0.9"), "{shown}");
+        let rows = event_rows(&p, &Envelope::default(), 0);
+        assert_eq!(rows.first().map(|e| e.status.as_str()), Some(shown.as_str()));
+    }
+
+    #[test]
+    fn a_stated_status_is_kept() {
+        let r = Record { kind: Kind::Delay, status: "4.4.7".into(), ..Default::default() };
+        let v = Classifier::with_default_rules().classify(&r);
+        assert_eq!(reported_status(&r, &v), "4.4.7");
+    }
+
+    #[test]
+    fn exims_sender_refusal_without_a_code_is_on_hold() {
+        let r = Record {
+            kind: Kind::Bounce,
+            smtp_command: "MAIL".into(),
+            diagnostic: "SMTP error from remote mail server after MAIL FROM:<a@example.org> SIZE=1024: 550 No PTR record".into(),
+            ..Default::default()
+        };
+        let v = Classifier::with_default_rules().classify(&r);
+        assert_eq!(reported_status(&r, &v), "5.0.901");
+        let rcpt = Record { smtp_command: "RCPT".into(), diagnostic: "SMTP error from remote mail server after RCPT TO:<b@example.net>: 550 No PTR record".into(), ..r };
+        let v = Classifier::with_default_rules().classify(&rcpt);
+        assert_ne!(reported_status(&rcpt, &v), "5.0.901");
+    }
 }

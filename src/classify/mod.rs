@@ -99,8 +99,13 @@ impl Classifier {
             };
         };
         let spec = &d.rule.spec;
+        // A 4xx is soft while it is retried and as a direct reply; once the MTA has given
+        // up (a bounce) on a reply that said the address does not exist, the address is
+        // dead whatever class the last reply had (Postfix's 450 4.1.1 "User unknown in
+        // virtual alias table"). A domain that refuses mail (notaccept) needs a 5xx.
         let failure = matches!(record.kind, Kind::Bounce | Kind::None);
-        let hard = d.reason.is_address_failure() && failure && !RuleSet::is_temporary(record);
+        let given_up = record.kind == Kind::Bounce && d.reason != Reason::NotAccept;
+        let hard = d.reason.is_address_failure() && failure && (given_up || !RuleSet::is_temporary(record));
         let matched = d
             .span
             .and_then(|(s, e)| record.diagnostic.as_bytes().get(s..e))
@@ -183,10 +188,20 @@ mod tests {
     }
 
     #[test]
-    fn a_temporary_failure_is_never_hard() {
-        let v = classify_reply(Some(450), "4.1.1", "450 4.1.1 <a@example.org>: Recipient address rejected: User unknown");
+    fn a_temporary_failure_is_hard_only_once_the_mta_gave_up() {
+        let text = "450 4.1.1 <a@example.org>: Recipient address rejected: User unknown in virtual alias table";
+        let v = classify_reply(Some(450), "4.1.1", text);
         assert_eq!(v.reason, Reason::UserUnknown);
-        assert!(!v.hard);
+        assert!(!v.hard, "a direct 4xx reply is retried");
+        let mut r = reply_record(Some(450), "4.1.1", text);
+        r.kind = Kind::Delay;
+        assert!(!Classifier::with_default_rules().classify(&r).hard, "still being retried");
+        r.kind = Kind::Bounce;
+        assert!(Classifier::with_default_rules().classify(&r).hard, "returned after the retries");
+        // A sender-side 4xx stays soft even when the MTA gives up.
+        let mut b = reply_record(Some(450), "4.7.1", "450 4.7.1 Client host rejected: cannot find your hostname");
+        b.kind = Kind::Bounce;
+        assert!(!Classifier::with_default_rules().classify(&b).hard);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use rebound::classify::Classifier;
-use rebound::parse::{mbox, Kind};
+use rebound::parse::mbox;
 use rebound::pipeline::{self, ProcessedMessage};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -74,49 +74,6 @@ pub fn messages_of(data: &[u8]) -> Vec<&[u8]> {
     }
 }
 
-/// The enhanced code a report states, or the one implied by the reason when it states
-/// none (Sisimai's convention: 5.0.9xx for a permanent, 4.0.9xx for a temporary failure).
-pub fn status_for_output(status: &str, reason: &str, kind: Kind) -> String {
-    if !status.is_empty() || !matches!(kind, Kind::Bounce | Kind::Delay) {
-        return status.to_string();
-    }
-    let code = match reason {
-        "undefined" => 900,
-        "onhold" => 901,
-        "syntaxerror" => 902,
-        "filtered" => 910,
-        "userunknown" => 911,
-        "hostunknown" => 912,
-        "hasmoved" => 916,
-        "rejected" => 918,
-        "norelaying" => 910,
-        "suspend" => 921,
-        "mailboxfull" => 922,
-        "exceedlimit" => 923,
-        "systemfull" => 931,
-        "notaccept" => 932,
-        "mesgtoobig" => 934,
-        "mailererror" => 939,
-        "systemerror" => 930,
-        "networkerror" => 944,
-        "toomanyconn" => 945,
-        "expired" => 947,
-        "contenterror" => 960,
-        "securityerror" => 970,
-        "blocked" => 971,
-        "policyviolation" => 972,
-        "requireptr" => 973,
-        "badreputation" => 975,
-        "authfailure" => 976,
-        "speeding" => 977,
-        "spamdetected" => 980,
-        "virusdetected" => 981,
-        _ => return String::new(),
-    };
-    let class = if kind == Kind::Delay { 4 } else { 5 };
-    format!("{class}.0.{code}")
-}
-
 /// The JSON records of one processed message (the output contract of `parse`).
 pub fn records_json(file: &str, index: usize, p: &ProcessedMessage, explain: bool, all: bool) -> Vec<Value> {
     let mut out = Vec::new();
@@ -128,7 +85,7 @@ pub fn records_json(file: &str, index: usize, p: &ProcessedMessage, explain: boo
             "kind": r.kind.as_str(),
             "recipient": r.recipient,
             "action": r.action,
-            "status": status_for_output(&r.status, v.reason.as_str(), r.kind),
+            "status": pipeline::reported_status(r, v),
             "reply_code": r.reply_code,
             "reason": v.reason.as_str(),
             "class": v.class.as_str(),

@@ -29,6 +29,10 @@ struct BatchLog {
     jobs: u64,
     max: usize,
     commit_micros: u64,
+    durable_micros: u64,
+    flushes: u64,
+    flush_micros: u64,
+    last_flush: u64,
     last_log: Option<Instant>,
 }
 
@@ -38,17 +42,26 @@ impl BatchLog {
         self.jobs += s.jobs as u64;
         self.max = self.max.max(s.jobs);
         self.commit_micros += s.commit_time.as_micros() as u64;
+        self.durable_micros += s.durable_time.as_micros() as u64;
+        if s.sync.seq != self.last_flush {
+            self.last_flush = s.sync.seq;
+            self.flushes += 1;
+            self.flush_micros += s.sync.sync_time.as_micros() as u64;
+        }
     }
 
     fn log(&self, what: &str) {
-        let mean = if self.batches > 0 { self.jobs as f64 / self.batches as f64 } else { 0.0 };
-        let commit_ms = if self.batches > 0 { self.commit_micros as f64 / 1000.0 / self.batches as f64 } else { 0.0 };
+        let per = |n: u64, d: u64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
         tracing::info!(
             batches = self.batches,
             batch_jobs = self.jobs,
-            batch_mean = format!("{mean:.1}"),
+            batch_mean = format!("{:.1}", per(self.jobs, self.batches)),
             batch_max = self.max,
-            commit_ms_mean = format!("{commit_ms:.2}"),
+            commit_ms_mean = format!("{:.2}", per(self.commit_micros, self.batches) / 1000.0),
+            flushes = self.flushes,
+            flush_jobs_mean = format!("{:.1}", per(self.jobs, self.flushes)),
+            flush_ms_mean = format!("{:.2}", per(self.flush_micros, self.flushes) / 1000.0),
+            durable_ms_mean = format!("{:.2}", per(self.durable_micros, self.batches) / 1000.0),
             "{what}"
         );
     }
@@ -68,7 +81,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let (writer, writer_thread) = Writer::start(conn, WriterOptions::default(), move |s| {
         let m = rebound::metrics::global();
         m.batch_jobs.observe(s.jobs as f64);
-        m.commit_seconds.observe(s.commit_time.as_secs_f64());
+        m.commit_seconds.observe(s.durable_time.as_secs_f64());
         if let Ok(mut log) = observer_stats.lock() {
             log.add(s);
             let due = log.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));

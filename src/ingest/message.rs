@@ -4,19 +4,23 @@
 //! deflated raw bytes, so the writer thread only inserts rows.
 
 use crate::classify::Classifier;
-use crate::pipeline::{process_message, Envelope, ProcessedMessage};
-use crate::store::event::NewMessage;
+use crate::parse::ParsedMessage;
+use crate::pipeline::{event_rows, process_message, Envelope};
+use crate::store::event::{NewEvent, NewMessage};
 use sha2::{Digest, Sha256};
 
 /// A message ready for the writer: what the worker computed from its bytes.
 pub(super) struct Work {
-    pub processed: ProcessedMessage,
+    /// The parse result, for correlation (VERP candidates, the original's return path).
+    pub parsed: ParsedMessage,
+    /// The `messages` row.
     pub message: NewMessage,
-    pub envelope: Envelope,
-    pub occurred_at: i64,
+    /// The event rows, correlation fields still empty.
+    pub events: Vec<NewEvent>,
 }
 
-/// Runs the pipeline on one new message and builds its `messages` row.
+/// Runs the pipeline on one new message and builds its `messages` and `events` rows
+/// (here rather than on the writer thread, which the workers must not wait for).
 pub(super) fn prepare(raw: &[u8], sha256: String, classifier: &Classifier, keep_raw: bool, now: i64) -> Work {
     let processed = process_message(raw, classifier);
     let h = EnvelopeHeaders::scan(top_headers(raw));
@@ -42,7 +46,8 @@ pub(super) fn prepare(raw: &[u8], sha256: String, classifier: &Classifier, keep_
         size_bytes: raw.len() as i64,
         raw_deflated: keep_raw.then(|| deflate(raw)),
     };
-    Work { processed, message, envelope: Envelope { source: "ingest".into(), recipient }, occurred_at }
+    let events = event_rows(&processed, &Envelope { source: "ingest".into(), recipient }, occurred_at);
+    Work { parsed: processed.parsed, message, events }
 }
 
 /// Lower-case hex SHA-256 of a message.

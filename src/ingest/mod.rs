@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// How to ingest.
@@ -195,16 +195,21 @@ pub fn ingest(
     // receiver per chunk for its result. The bounded order queue is what bounds memory.
     let (work_tx, work_rx) = sync_channel::<(RawChunk, SyncSender<DoneChunk>)>(workers);
     let (order_tx, order_rx) = sync_channel::<Receiver<DoneChunk>>(workers * 4);
-    let work_rx = Mutex::new(work_rx);
+    // Shared by the workers only: once they have all stopped (an error), the reader's
+    // next send fails and it stops too.
+    let work_rx = Arc::new(Mutex::new(work_rx));
     let failed: OnceLock<String> = OnceLock::new();
     let now = chrono::Utc::now().timestamp();
+    let store_empty = !conn.query_row("SELECT EXISTS (SELECT 1 FROM messages)", [], |r| r.get::<_, bool>(0))?;
 
     let written = std::thread::scope(|s| {
-        let (inputs, work_rx, failed) = (&inputs, &work_rx, &failed);
+        let (inputs, failed) = (&inputs, &failed);
         s.spawn(move || read_files(inputs, opts, work_tx, order_tx));
         for _ in 0..workers {
-            s.spawn(move || work(work_rx, db, classifier, opts, now, failed));
+            let work_rx = Arc::clone(&work_rx);
+            s.spawn(move || work(&work_rx, db, classifier, opts, now, store_empty, failed));
         }
+        drop(work_rx);
         // On an error the writer returns and drops `order_rx`: the reader's next send
         // fails, it stops and drops the work queue, and the workers stop in turn.
         write::write_chunks(conn, order_rx, inputs, verp, opts, now, &mut summary, start, progress)
@@ -273,11 +278,15 @@ fn work(
     classifier: &LazyClassifier<'_>,
     opts: &IngestOptions,
     now: i64,
+    store_empty: bool,
     failed: &OnceLock<String>,
 ) {
     // A read connection of its own, to skip known messages before parsing them; the
     // writer checks again inside its transaction (a message may repeat within a run).
-    let reader = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok();
+    // Into a store that held no message when the run began there is nothing to look up.
+    let reader = (!store_empty)
+        .then(|| Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok())
+        .flatten();
     loop {
         let next = match rx.lock() {
             Ok(rx) => rx.recv(),

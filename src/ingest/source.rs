@@ -72,12 +72,15 @@ pub struct MessageReader<R: BufRead> {
     r: R,
     mbox: Option<bool>,
     at_line_start: bool,
+    /// The message being read; lines are read straight into it (one copy of each byte).
     current: Vec<u8>,
     current_len: u64,
-    line: Vec<u8>,
     max: usize,
     done: bool,
 }
+
+/// The capacity a new message buffer starts with: most messages fit without regrowing.
+const START_CAPACITY: usize = 16 * 1024;
 
 impl<R: BufRead> MessageReader<R> {
     /// A reader of messages over `r`, skipping those over `max_message_bytes`.
@@ -86,9 +89,8 @@ impl<R: BufRead> MessageReader<R> {
             r,
             mbox: None,
             at_line_start: true,
-            current: Vec::new(),
+            current: Vec::with_capacity(START_CAPACITY),
             current_len: 0,
-            line: Vec::with_capacity(4096),
             max: max_message_bytes,
             done: false,
         }
@@ -96,7 +98,7 @@ impl<R: BufRead> MessageReader<R> {
 
     fn take_current(&mut self) -> Option<ReadMessage> {
         let len = std::mem::take(&mut self.current_len);
-        let msg = std::mem::take(&mut self.current);
+        let msg = std::mem::replace(&mut self.current, Vec::with_capacity(START_CAPACITY));
         if len > self.max as u64 {
             return Some(ReadMessage::TooLarge(len));
         }
@@ -107,28 +109,30 @@ impl<R: BufRead> MessageReader<R> {
     /// The next message, or None at the end of the stream.
     pub fn next_message(&mut self) -> std::io::Result<Option<ReadMessage>> {
         while !self.done {
-            self.line.clear();
-            // A bounded read: a file with no line ends must not be read whole into `line`.
-            let n = (&mut self.r).take(64 * 1024).read_until(b'\n', &mut self.line)?;
+            let before = self.current.len();
+            // A bounded read: a file with no line ends must not be read whole.
+            let n = (&mut self.r).take(64 * 1024).read_until(b'\n', &mut self.current)?;
             if n == 0 {
                 self.done = true;
                 break;
             }
+            let line = self.current.get(before..).unwrap_or_default();
             let line_start = self.at_line_start;
-            self.at_line_start = self.line.last() == Some(&b'\n');
-            let separator = line_start && self.line.starts_with(b"From ");
+            self.at_line_start = line.last() == Some(&b'\n');
+            let separator = line_start && line.starts_with(b"From ");
             let is_mbox = *self.mbox.get_or_insert(separator);
             if separator && is_mbox {
+                self.current.truncate(before);
                 if let Some(m) = self.take_current() {
                     return Ok(Some(m));
                 }
                 continue;
             }
             self.current_len += n as u64;
-            if self.current_len <= self.max as u64 {
-                self.current.extend_from_slice(&self.line);
-            } else if !self.current.is_empty() {
-                self.current = Vec::new();
+            if self.current_len > self.max as u64 {
+                // Over the limit: the rest is counted, not kept.
+                self.current.clear();
+                self.current.shrink_to(START_CAPACITY);
             }
         }
         Ok(self.take_current())

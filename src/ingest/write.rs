@@ -1,9 +1,8 @@
 //! The writer side of ingest: processed chunks, in input order, inserted through the
-//! store's shared calls (`insert_message`, `event_rows` + correlation, `insert_event`
-//! with its hooks), many chunks to one transaction.
+//! store's shared calls (`insert_message`, correlation, `insert_event` with its hooks),
+//! many chunks to one transaction.
 
 use super::{DoneChunk, IngestError, IngestOptions, IngestSummary};
-use crate::pipeline::event_rows;
 use crate::store::correlate::correlate_with_keys;
 use crate::store::event::{insert_event, insert_message};
 use crate::store::query;
@@ -89,8 +88,8 @@ fn write_chunk(
             }
         };
         let message_id = insert_message(tx, &work.message)?;
-        let mut events = event_rows(&work.processed, &work.envelope, work.occurred_at);
-        correlate_with_keys(tx, verp, keys, &work.processed.parsed, &mut events, now)?;
+        let mut events = work.events;
+        correlate_with_keys(tx, verp, keys, &work.parsed, &mut events, now)?;
         if events.is_empty() {
             summary.without_records += 1;
         }

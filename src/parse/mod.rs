@@ -36,6 +36,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     let mut records = dsn_records(&ctx, &orig_headers);
     mta::domino::refine(&ctx, &mut records);
     mta::mcafee::refine(&ctx, &mut records);
+    mta::opensmtpd::refine(&ctx, &mut records);
     let bounce_like = mta::looks_like_bounce(&ctx);
     if records.is_empty() && bounce_like {
         records = mta::scan(&ctx, &orig_headers);
@@ -119,10 +120,10 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             if !rr.status.is_empty() {
                 r.provenance.push(("status".into(), if r.status == rr.status { "Status".into() } else { "more specific code in the diagnostic".into() }));
             }
-            if single && text::status_in_text(&diag).is_none() {
-                // The reporting MTA made its Status up (5.5.0, 4.4.7) when the reply it
-                // quotes has no enhanced code; one the remote gave in the session
-                // transcript says more.
+            if single && undefined_status(&rr.status) && text::status_in_text(&diag).is_none() {
+                // The reporting MTA wrote an undefined Status (x.0.0, or x.5.0 "other
+                // protocol status") as the reply it quotes has no enhanced code; one the
+                // remote gave in the session transcript says more.
                 if let Some(c) = transcript_status(&ctx.text) {
                     r.status = c.to_string();
                     r.provenance.push(("status".into(), "enhanced code in the remote's replies in the session transcript".into()));
@@ -157,6 +158,11 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
         }
     }
     out
+}
+
+/// Whether a Status says only "other or undefined" (RFC 3463 x.0.0, x.5.0) or is absent.
+fn undefined_status(s: &str) -> bool {
+    s.is_empty() || s.ends_with(".0.0") || s.ends_with(".5.0")
 }
 
 /// The first specific enhanced code in the remote's replies ("<<< 421 4.7.0 ...") of a

@@ -71,3 +71,14 @@ fn a_code_in_the_remote_replies_of_the_transcript_beats_a_made_up_status() {
     let r = one(m);
     assert_eq!(r.status, "4.7.0");
 }
+
+#[test]
+fn a_specific_status_is_not_replaced_from_the_transcript() {
+    let m = "From: MAILER-DAEMON@mx.example.jp\nSubject: Returned mail\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n\
+        --b\n\n   ----- Transcript of session follows -----\n... while talking to mx1.example.com.:\n\
+        >>> RCPT To:<a@example.com>\n<<< 550 User unknown\n>>> DATA\n<<< 503 5.5.1 No recipients\n\
+        --b\nContent-Type: message/delivery-status\n\n\
+        Reporting-MTA: dns; mx.example.jp\n\nFinal-Recipient: RFC822; a@example.com\nAction: failed\nStatus: 5.1.1\n\
+        Diagnostic-Code: SMTP; 550 User unknown\n--b--\n";
+    assert_eq!(one(m).status, "5.1.1");
+}

@@ -8,6 +8,8 @@ pub mod hooks;
 pub mod query;
 pub mod logevents;
 pub mod logpos;
+mod checkpoint;
+pub mod durable;
 mod migrate;
 pub mod raw;
 pub mod writer;

@@ -1,13 +1,17 @@
 //! The single writer: one thread owns the write connection. Callers send jobs over a
 //! bounded channel and await a oneshot reply. The thread drains whatever is queued,
-//! runs it as ONE transaction (group commit: one WAL fsync for the batch), then answers
+//! runs it as ONE transaction (group commit: one WAL flush for the batch), then answers
 //! every waiter. If the batch fails, each job is retried in its own transaction so a
-//! failing job fails only itself. A reply of `Ok` means committed.
+//! failing job fails only itself. A reply of `Ok` means committed and on disk: in WAL
+//! mode the flush happens on a second thread ([`super::durable`]) while the writer
+//! already runs the next batch.
 
+use super::checkpoint;
+use super::durable::{self, SyncInfo};
 use super::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -52,15 +56,20 @@ where
     }
 }
 
-/// Group-commit statistics of one batch, reported to an observer.
+/// Group-commit statistics of one transaction, reported to an observer just before
+/// its waiters are answered.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchStats {
-    /// Jobs in the batch.
+    /// Jobs in the transaction.
     pub jobs: usize,
     /// Time from BEGIN to the end of COMMIT.
     pub commit_time: Duration,
+    /// Time from BEGIN until the commit was on disk (what the waiters waited).
+    pub durable_time: Duration,
     /// True if the batch committed as one transaction.
     pub grouped: bool,
+    /// The flush that made it durable (shared by every transaction it covered).
+    pub sync: SyncInfo,
 }
 
 /// Writer settings.
@@ -97,32 +106,56 @@ impl Drop for ProducerGuard {
 /// The running writer thread; join it after dropping every [`Writer`].
 pub struct WriterThread {
     handle: std::thread::JoinHandle<()>,
+    helpers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl WriterThread {
-    /// Waits until the writer has drained its queue and stopped.
+    /// Waits until the writer has drained its queue, made it durable and stopped.
     pub fn join(self) {
         let _ = self.handle.join();
+        for h in self.helpers {
+            let _ = h.join();
+        }
     }
 }
 
-type Observer = Box<dyn FnMut(&BatchStats) + Send>;
+type Observer = Arc<Mutex<Box<dyn FnMut(&BatchStats) + Send>>>;
 
 impl Writer {
     /// Starts the writer thread on `conn`; `observe` sees each batch (metrics, logs).
+    /// A file database in WAL mode gets its commits flushed by a second thread (see
+    /// [`super::durable`]); anything else keeps the connection's own `synchronous`.
     pub fn start(
         conn: Connection,
         options: WriterOptions,
         observe: impl FnMut(&BatchStats) + Send + 'static,
     ) -> std::io::Result<(Writer, WriterThread)> {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
-        let observe: Observer = Box::new(observe);
+        let observe: Observer = Arc::new(Mutex::new(Box::new(observe)));
+        let _ = conn.set_prepared_statement_cache_capacity(64);
+        let mut helpers = Vec::new();
+        let mut checkpointer = None;
+        let flush = match durable::wal_path(&conn) {
+            Some(wal) => {
+                conn.pragma_update(None, "synchronous", "NORMAL").map_err(std::io::Error::other)?;
+                if let Some((c, handle)) = conn.path().and_then(|db| checkpoint::start(std::path::Path::new(db))) {
+                    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(std::io::Error::other)?;
+                    checkpointer = Some(c);
+                    helpers.push(handle);
+                }
+                let (flush, handle) = durable::start(wal)?;
+                helpers.push(handle);
+                Flush::Thread(flush)
+            }
+            None => Flush::InCommit,
+        };
+        let max_batch = options.max_batch.max(1);
         let producers = Arc::new(AtomicUsize::new(0));
-        let hint = producers.clone();
+        let pacing = Pacing { producers: producers.clone() };
         let handle = std::thread::Builder::new()
             .name("rebound-writer".into())
-            .spawn(move || writer_loop(conn, rx, options.max_batch.max(1), hint, observe))?;
-        Ok((Writer { tx, producers }, WriterThread { handle }))
+            .spawn(move || writer_loop(conn, rx, max_batch, observe, flush, checkpointer, pacing))?;
+        Ok((Writer { tx, producers }, WriterThread { handle, helpers }))
     }
 
     /// Counts a connection that may submit work while the guard lives. The writer uses
@@ -166,22 +199,26 @@ fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
-    producers: Arc<AtomicUsize>,
-    mut observe: Observer,
+    observe: Observer,
+    flush: Flush,
+    checkpointer: Option<checkpoint::Checkpointer>,
+    pacing: Pacing,
 ) {
+    let mut done = Committed { observe, flush, syncs: 0, last_sync: Default::default() };
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
-    let mut last_commit = Duration::ZERO;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         drain(&mut rx, &mut batch, max_batch);
-        // Commit delay: when commits are slow (a real fsync) and fewer jobs are queued
-        // than connections are open, the others are most likely a round trip away.
-        // Waiting a fraction of a commit for them merges two half-size batches into
-        // one, which nearly doubles throughput for the same number of sessions.
-        let expected = producers.load(Ordering::Relaxed).min(max_batch);
-        if batch.len() < expected && last_commit >= COMMIT_DELAY_FROM {
-            let deadline = Instant::now() + (last_commit / 2).min(MAX_COMMIT_DELAY);
-            while batch.len() < expected && Instant::now() < deadline {
+        // Commit delay: when flushes are slow (a real disk under load) and fewer jobs
+        // are queued than sessions are open, the others are most likely a round trip
+        // (or the rest of a flush) away. Waiting a fraction of a
+        // flush for them makes one batch of two half-size ones: sessions then stay in
+        // step, one flush answers them all, and each message waits one flush, not two.
+        let slow = done.last_sync_time();
+        let expected = pacing.expected().min(max_batch);
+        if batch.len() < expected && slow >= COMMIT_DELAY_FROM {
+            let deadline = Instant::now() + (slow / 2).min(MAX_COMMIT_DELAY);
+            while batch.len() < pacing.expected().min(max_batch) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(50));
                 drain(&mut rx, &mut batch, max_batch);
             }
@@ -189,40 +226,142 @@ fn writer_loop(
         let start = Instant::now();
         let jobs = batch.len();
         match run_batch(&mut conn, &mut batch) {
-            Ok(()) => {
-                last_commit = start.elapsed();
-                observe(&BatchStats { jobs, commit_time: last_commit, grouped: true });
-                for job in batch.drain(..) {
-                    job.finish(Ok(()));
-                }
-            }
-            Err(e) if jobs == 1 => {
-                tracing::error!(error = %e, "store write failed");
-                observe(&BatchStats { jobs, commit_time: start.elapsed(), grouped: false });
-                for job in batch.drain(..) {
-                    job.finish(Err(WriteError::Failed(e.to_string())));
-                }
-            }
+            Ok(()) => done.committed(std::mem::take(&mut batch), start, true),
+            Err(e) if jobs == 1 => done.failed(std::mem::take(&mut batch), start, &e),
             Err(e) => {
                 tracing::warn!(jobs, error = %e, "group commit failed; retrying each job alone");
                 for mut job in batch.drain(..) {
                     let one = Instant::now();
-                    let outcome = run_batch(&mut conn, std::slice::from_mut(&mut job));
-                    observe(&BatchStats { jobs: 1, commit_time: one.elapsed(), grouped: false });
-                    if let Err(e) = &outcome {
-                        tracing::error!(error = %e, "store write failed");
+                    match run_batch(&mut conn, std::slice::from_mut(&mut job)) {
+                        Ok(()) => done.committed(vec![job], one, false),
+                        Err(e) => done.failed(vec![job], one, &e),
                     }
-                    job.finish(outcome.map_err(|e| WriteError::Failed(e.to_string())));
                 }
+            }
+        }
+        if batch.capacity() < max_batch {
+            batch.reserve(max_batch);
+        }
+        if let Some(c) = &checkpointer {
+            c.state.commits.fetch_add(1, Ordering::Relaxed);
+            if c.state.rewind.swap(false, Ordering::Relaxed) {
+                rewind(&conn);
             }
         }
     }
 }
 
-/// Commits faster than this (no real fsync) never wait for stragglers.
+/// Checkpoints everything on the writer's connection between batches, so the next
+/// transaction starts the WAL over (see [`super::checkpoint`]).
+fn rewind(conn: &Connection) {
+    let start = Instant::now();
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+        Ok(frames) => tracing::debug!(frames, ms = start.elapsed().as_millis() as u64, "WAL checkpointed for rewind"),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+    }
+}
+
+/// Flushes slower than this (a disk under load) make the writer wait for stragglers.
 const COMMIT_DELAY_FROM: Duration = Duration::from_micros(500);
 /// The longest a batch waits for stragglers.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
+
+/// What the commit delay looks at: open sessions.
+struct Pacing {
+    producers: Arc<AtomicUsize>,
+}
+
+impl Pacing {
+    /// Jobs worth waiting for: every open session. Those whose jobs are still being
+    /// flushed count too: waiting for them (bounded by the deadline) merges the two
+    /// halves that otherwise alternate forever, each waiting on the other's flush.
+    fn expected(&self) -> usize {
+        self.producers.load(Ordering::Relaxed)
+    }
+}
+
+/// How a commit becomes durable.
+enum Flush {
+    /// SQLite syncs inside COMMIT (not WAL, or no file).
+    InCommit,
+    /// `fdatasync` of the WAL on the flusher thread.
+    Thread(std::sync::mpsc::Sender<durable::Pending>),
+}
+
+/// Answers committed or failed jobs: at once, or once they are durable.
+struct Committed {
+    observe: Observer,
+    flush: Flush,
+    syncs: u64,
+    /// Microseconds the last flush (or COMMIT, without a flusher) took.
+    last_sync: Arc<AtomicU64>,
+}
+
+impl Committed {
+    fn last_sync_time(&self) -> Duration {
+        Duration::from_micros(self.last_sync.load(Ordering::Relaxed))
+    }
+
+    fn committed(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, grouped: bool) {
+        let commit_time = start.elapsed();
+        self.answer(jobs, start, move |outcome, sync, durable_time| {
+            let stats = BatchStats { jobs: 0, commit_time, durable_time, grouped, sync: *sync };
+            (outcome.map_err(WriteError::Failed), stats)
+        });
+    }
+
+    fn failed(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, e: &StoreError) {
+        tracing::error!(error = %e, "store write failed");
+        let error = WriteError::Failed(e.to_string());
+        let time = start.elapsed();
+        self.answer(jobs, start, move |_, _, _| {
+            let stats = BatchStats { jobs: 0, commit_time: time, durable_time: time, grouped: false, sync: SyncInfo::default() };
+            (Err(error), stats)
+        });
+    }
+
+    /// Answers `jobs` with what `outcome` makes of the flush result, then observes the
+    /// batch: at once without a flusher, else in commit order once the flusher got to
+    /// them (failures too, so observers see batches in the order they ran).
+    fn answer<F>(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, outcome: F)
+    where
+        F: FnOnce(Result<(), String>, &SyncInfo, Duration) -> (Result<(), WriteError>, BatchStats) + Send + 'static,
+    {
+        let observer = self.observe.clone();
+        let last_sync = self.last_sync.clone();
+        let n = jobs.len();
+        let finish = move |flushed: Result<(), String>, sync: &SyncInfo| {
+            let (result, mut stats) = outcome(flushed, sync, start.elapsed());
+            stats.jobs = n;
+            if sync.seq > 0 {
+                let took = if sync.sync_time.is_zero() { stats.commit_time } else { sync.sync_time };
+                last_sync.store(took.as_micros() as u64, Ordering::Relaxed);
+            }
+            observe(&observer, &stats);
+            for job in jobs {
+                job.finish(result.clone());
+            }
+        };
+        match &self.flush {
+            Flush::Thread(flush) => {
+                if let Err(std::sync::mpsc::SendError(pending)) = flush.send(Box::new(finish)) {
+                    pending(Err("WAL flush thread stopped".into()), &SyncInfo::default());
+                }
+            }
+            Flush::InCommit => {
+                // The COMMIT itself synced (synchronous=FULL, or no file).
+                self.syncs += 1;
+                finish(Ok(()), &SyncInfo { seq: self.syncs, transactions: 1, sync_time: Duration::ZERO });
+            }
+        }
+    }
+}
+
+fn observe(observer: &Observer, stats: &BatchStats) {
+    if let Ok(mut f) = observer.lock() {
+        f(stats);
+    }
+}
 
 /// Moves queued jobs into the batch, up to `max`.
 fn drain(rx: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, max: usize) {

@@ -132,9 +132,12 @@ fn sisimai_corpus_meets_the_thresholds() {
     eprintln!("corpus: status stated by the bounce {stated:.2}% ({} records)", s.stated_total);
     assert!(recipient >= 99.5, "recipient {recipient:.2}% < 99.5; misses: {:?}", s.misses);
     assert!(stated >= 97.0, "stated status {stated:.2}% < 97");
-    // Codes Sisimai derives from the reason (x.0.9xx) need the classifier's reasons.
+    assert!(status >= 97.0, "status {status:.2}% < 97");
+    // Reason and hard are short of the 97/99 (the misses left are Sisimai's own
+    // readings, see the README); these floors catch a regression, the gate the target.
+    assert!(reason >= 96.5, "reason {reason:.2}% < 96.5");
+    assert!(hard >= 98.0, "hard {hard:.2}% < 98");
     if std::env::var("REBOUND_GATE_CLASSIFY").is_ok_and(|v| v == "1") {
-        assert!(status >= 97.0, "status {status:.2}% < 97");
         assert!(reason >= 97.0, "reason {reason:.2}% < 97");
         assert!(hard >= 99.0, "hard {hard:.2}% < 99");
     }

@@ -81,6 +81,25 @@ fn queued_jobs_commit_as_one_batch_and_a_failing_job_fails_alone() {
 }
 
 #[test]
+fn an_ok_means_flushed_and_a_failed_flush_fails_every_later_write() {
+    let (w, thread, seen, dir) = writer();
+    let insert = |v: i64| move |tx: &rusqlite::Transaction<'_>| Ok(tx.execute("INSERT INTO t (v) VALUES (?1)", [v])?);
+    assert_eq!(w.submit_blocking(insert(1)).unwrap(), 1);
+    {
+        let first = seen.lock().unwrap()[0];
+        assert!(first.sync.seq >= 1 && first.sync.transactions >= 1, "answered by a WAL flush: {first:?}");
+        assert!(first.durable_time >= first.commit_time, "{first:?}");
+    }
+    // The WAL vanishes under the writer: no flush can succeed, so nothing is acknowledged.
+    std::fs::remove_file(dir.path().join("w.db-wal")).unwrap();
+    assert!(w.submit_blocking(insert(2)).is_err());
+    // A failed flush is final: the kernel may have dropped the pages it could not write.
+    assert!(w.submit_blocking(insert(3)).is_err());
+    drop(w);
+    thread.join();
+}
+
+#[test]
 fn group_commit_batches_what_is_queued() {
     let (w, thread, seen, _dir) = writer();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

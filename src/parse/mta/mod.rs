@@ -8,6 +8,7 @@ pub mod fml;
 pub mod generic;
 pub mod google;
 pub mod mcafee;
+pub mod opensmtpd;
 pub mod powermta;
 
 use super::context::Context;

@@ -1,0 +1,83 @@
+//! WAL checkpoints off the writer thread. SQLite's automatic checkpoint runs inside the
+//! COMMIT that crosses 1000 frames: it copies the WAL into the database and syncs both
+//! files on the writer thread, stalling every waiting session for milliseconds. The
+//! writer therefore turns it off and this thread, with its own connection, copies what
+//! was committed (`PRAGMA wal_checkpoint(PASSIVE)`: never blocks the writer) a few
+//! times a second.
+//!
+//! A passive checkpoint racing a busy writer never sees the WAL fully copied, and only
+//! then may SQLite start the WAL over; so once the WAL has grown past a bound the
+//! writer is asked to run one checkpoint itself between two batches (little is left to
+//! copy by then) and the next transaction rewinds the WAL.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the checkpointer looks for committed work.
+const EVERY: Duration = Duration::from_millis(50);
+/// WAL frames (pages) past which the writer rewinds the WAL (~64 MiB at 4 KiB pages).
+const REWIND_FRAMES: i64 = 16_384;
+
+/// What the writer and the checkpointer share.
+#[derive(Default)]
+pub(super) struct CheckpointState {
+    /// Transactions the writer committed (the checkpointer runs only when it moved).
+    pub commits: AtomicU64,
+    /// Set by the checkpointer when the WAL should be rewound by the writer.
+    pub rewind: AtomicBool,
+}
+
+/// The running checkpointer: dropping it stops the thread (join it after).
+pub(super) struct Checkpointer {
+    /// Shared with the writer.
+    pub state: Arc<CheckpointState>,
+    /// Dropped (with the writer) to stop the thread.
+    pub _stop: Sender<()>,
+}
+
+/// Starts the checkpointer on a second connection to the writer's database (None when
+/// it cannot be opened: SQLite's automatic checkpoints then stay on).
+pub(super) fn start(db: &Path) -> Option<(Checkpointer, std::thread::JoinHandle<()>)> {
+    let conn = match rusqlite::Connection::open(db).map_err(super::StoreError::from).and_then(|c| {
+        super::configure(&c)?;
+        Ok(c)
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint connection failed; checkpoints stay in the writer's commits");
+            return None;
+        }
+    };
+    let state = Arc::new(CheckpointState::default());
+    let (stop, rx) = std::sync::mpsc::channel::<()>();
+    let shared = state.clone();
+    let handle = std::thread::Builder::new()
+        .name("rebound-checkpoint".into())
+        .spawn(move || run(conn, shared, rx))
+        .map_err(|e| tracing::warn!(error = %e, "checkpoint thread not started"))
+        .ok()?;
+    Some((Checkpointer { state, _stop: stop }, handle))
+}
+
+fn run(conn: rusqlite::Connection, state: Arc<CheckpointState>, stop: Receiver<()>) {
+    let mut seen = 0;
+    loop {
+        match stop.recv_timeout(EVERY) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let commits = state.commits.load(Ordering::Relaxed);
+        if commits == seen {
+            continue;
+        }
+        seen = commits;
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
+            Ok((log, _copied)) if log > REWIND_FRAMES => state.rewind.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
+        }
+    }
+}
