@@ -107,7 +107,18 @@ fn words_of(pattern: &str) -> Option<(Vec<Vec<u8>>, bool, bool)> {
 impl PatternSet {
     /// Compiles patterns, each a list of alternatives (regex syntax, matched with
     /// `(?i-u)`); fails on the first alternative that does not compile.
+    #[cfg(test)]
     pub fn new(patterns: &[Vec<String>]) -> Result<PatternSet, regex::Error> {
+        let compiled = patterns
+            .iter()
+            .map(|alts| alts.iter().map(|b| Ok((b.clone(), Regex::new(&format!("(?i-u){b}"))?))).collect::<Result<Vec<_>, regex::Error>>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PatternSet::with_regexes(compiled))
+    }
+
+    /// Builds the set from patterns whose alternatives (bodies, matched with `(?i-u)`)
+    /// are already compiled as `(?i-u)body`.
+    pub fn with_regexes(patterns: Vec<Vec<(String, Regex)>>) -> PatternSet {
         let mut set = PatternSet::empty();
         let mut lits: Vec<Vec<u8>> = Vec::new();
         let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
@@ -123,10 +134,9 @@ impl PatternSet {
         };
         for alternatives in patterns {
             let first = set.alts.len();
-            for body in alternatives {
+            for (body, re) in alternatives {
                 let pattern = format!("(?i-u){body}");
                 let alt = set.alts.len();
-                let re = Regex::new(&pattern)?;
                 if let Some((words, before, after)) = words_of(&pattern) {
                     for (pref, w) in words.into_iter().enumerate() {
                         own(w, alt, pref, &mut set.owners);
@@ -160,7 +170,7 @@ impl PatternSet {
             }
         }
         set.regex_alts = set.patterns.iter().map(|r| r.clone().filter(|&a| set.alts.get(a).is_some_and(|x| x.words.is_none())).collect()).collect();
-        Ok(set)
+        set
     }
 
     /// A set with no patterns.

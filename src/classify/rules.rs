@@ -414,7 +414,7 @@ impl RuleSet {
     pub fn compile(specs: Vec<(RuleSpec, String, usize)>) -> Result<RuleSet, RulesError> {
         let mut rules = Vec::with_capacity(specs.len());
         let mut patterns: Vec<String> = Vec::new();
-        let mut alternatives: Vec<Vec<String>> = Vec::new();
+        let mut alternatives: Vec<Vec<(String, Regex)>> = Vec::new();
         let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for (spec, file, line) in specs {
@@ -430,19 +430,19 @@ impl RuleSet {
                 "from-status" => ReasonSpec::FromStatus,
                 n => ReasonSpec::Fixed(Reason::from_name(n).ok_or_else(|| err(format!("unknown reason {n:?}")))?),
             };
-            // One pattern per rule (its alternatives joined): the set tracks far fewer
-            // patterns, which keeps its overlapping search fast.
+            // One pattern per rule (its alternatives, matched as if joined). Each
+            // alternative is compiled once, here, where an error can name the rule.
             let mut idx = Vec::new();
             let mut bodies = Vec::new();
             let mut alts = Vec::new();
             for p in &spec.text {
                 let body = ascii_pattern(p);
-                regex::bytes::RegexBuilder::new(&format!("(?i-u){body}"))
+                let re = regex::bytes::RegexBuilder::new(&format!("(?i-u){body}"))
                     .size_limit(1 << 20)
                     .build()
                     .map_err(|e| err(format!("text {p:?}: {e}")))?;
                 bodies.push(format!("(?:{body})"));
-                alts.push(body);
+                alts.push((body, re));
             }
             if !bodies.is_empty() {
                 let joined = format!("(?i-u){}", bodies.join("|"));
@@ -492,7 +492,7 @@ impl RuleSet {
                 spec,
             });
         }
-        let patterns = PatternSet::new(&alternatives).map_err(|e| RulesError::Set(e.to_string()))?;
+        let patterns = PatternSet::with_regexes(alternatives);
         Ok(RuleSet { rules, patterns })
     }
 
