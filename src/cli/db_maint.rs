@@ -22,7 +22,8 @@ pub struct BackupArgs {
 
 Drops the raw bytes of messages received before then (their evidence); the events,
 address states and message rows stay. SQLite reuses the freed pages; run VACUUM to
-shrink the file.")]
+shrink the file. Also sets suppressions whose term has ended back to active, so apps
+that read address_status.state directly see them lifted (run it daily from cron).")]
 pub struct PruneArgs {
     /// Retention: prune messages received longer ago than this (90d, 26w, 12h).
     #[arg(long, default_value = "180d")]
@@ -79,12 +80,15 @@ pub fn prune(g: &super::Globals, a: PruneArgs) -> anyhow::Result<ExitCode> {
     let before = chrono::Utc::now().timestamp() - secs;
     let tx = conn.transaction()?;
     let (n, bytes) = rebound::store::query::prune_raw(&tx, before)?;
+    let lifted = rebound::store::status::lift_expired(&tx, chrono::Utc::now().timestamp())?;
     if a.dry_run {
         tx.rollback()?;
         println!("prune: would drop the raw bytes of {n} messages ({bytes} bytes) received before {}", rebound::export::rfc3339(before));
+        println!("prune: would lift {lifted} suppressions whose term has ended");
     } else {
         tx.commit()?;
         println!("prune: dropped the raw bytes of {n} messages ({bytes} bytes) received before {}; events kept", rebound::export::rfc3339(before));
+        println!("prune: lifted {lifted} suppressions whose term has ended");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -377,8 +377,26 @@ fn backup_is_consistent_during_a_write_and_prune_keeps_events() {
     let ok: String = b.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ok, "ok");
 
+    // A suppression whose term ended yesterday, one that runs on.
+    for (address, until) in [("ended@example.org", now() - 86_400), ("running@example.org", now() + 86_400)] {
+        conn.execute(
+            "INSERT INTO address_status (address, domain, state, since, first_event_at, last_event_at, suppressed_until, updated_at)
+             VALUES (?1, 'example.org', 'suppressed', 0, 0, 0, ?2, 0)",
+            rusqlite::params![address, until],
+        )
+        .unwrap();
+    }
     let o = rebound(&db, &["db", "prune", "--older-than", "180d"]);
     assert!(stdout(&o).contains("dropped the raw bytes of 1 messages"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("lifted 1 suppressions"), "{}", stdout(&o));
+    let states: Vec<String> = conn
+        .prepare("SELECT state FROM address_status ORDER BY address")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(states, ["active", "suppressed"]);
     let (raws, events): (i64, i64) = conn
         .query_row("SELECT (SELECT COUNT(raw) FROM messages), (SELECT COUNT(*) FROM events)", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
