@@ -51,8 +51,8 @@ pub fn reported_status(record: &Record, verdict: &Verdict) -> String {
     // Exim's "SMTP error from remote mail server after MAIL FROM" with no enhanced code:
     // the sender was refused before any recipient was tried, so Sisimai states the
     // recipient's fate as on hold (x.0.901) whatever the reason the words give.
-    let exim_mail_stage = record.smtp_command == "MAIL"
-        && memchr::memmem::find(record.diagnostic.to_ascii_lowercase().as_bytes(), b"remote mail server after mail from").is_some();
+    let exim_mail_stage =
+        record.smtp_command == "MAIL" && crate::parse::text::contains_ci(&record.diagnostic, "remote mail server after mail from");
     let reason = if exim_mail_stage { "onhold" } else { verdict.reason.as_str() };
     let code = match reason {
         "undefined" => 900,
