@@ -7,7 +7,6 @@ use crate::classify::Classifier;
 use crate::parse::ParsedMessage;
 use crate::pipeline::{event_rows, process_message, Envelope};
 use crate::store::event::{NewEvent, NewMessage};
-use sha2::{Digest, Sha256};
 
 /// A message ready for the writer: what the worker computed from its bytes.
 pub(super) struct Work {
@@ -50,12 +49,7 @@ pub(super) fn prepare(raw: &[u8], sha256: String, classifier: &Classifier, keep_
     Work { parsed: processed.parsed, message, events }
 }
 
-/// Lower-case hex SHA-256 of a message.
-pub fn hex_sha256(raw: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(raw))
-}
-
-pub use crate::store::raw::deflate;
+pub use crate::store::raw::{deflate, hex_sha256};
 
 /// The header block of a message (up to the first empty line, at most 64 KiB).
 fn top_headers(raw: &[u8]) -> &[u8] {

@@ -94,7 +94,6 @@ impl Delivery {
     }
 
     fn prepare(&self, t: Transaction, now: i64) -> Prepared {
-        use sha2::Digest;
         let processed = pipeline::process_message(&t.message, &self.classifier.current());
         let mut events = Vec::new();
         for rcpt in &t.recipients {
@@ -111,7 +110,7 @@ impl Delivery {
             source: "lmtp".into(),
             envelope_sender: t.sender,
             envelope_recipients: t.recipients,
-            sha256: data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(&t.message)),
+            sha256: crate::store::raw::hex_sha256(&t.message),
             kind: kind.to_string(),
             size_bytes: t.message.len() as i64,
             raw_deflated,

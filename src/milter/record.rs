@@ -9,7 +9,6 @@ use crate::pipeline::{self, Envelope};
 use crate::store::{correlate, event, StoreError};
 use crate::store::writer::{WriteError, Writer};
 use rusqlite::Transaction;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// What storing a message produced.
@@ -68,7 +67,7 @@ pub fn prepare(d: &Delivery, classifier: &Classifier, now: i64) -> Prepared {
         source: "milter".into(),
         envelope_sender: d.sender.clone(),
         envelope_recipients: d.recipients.clone(),
-        sha256: data_encoding::HEXLOWER.encode(&Sha256::digest(&d.raw)),
+        sha256: crate::store::raw::hex_sha256(&d.raw),
         kind: kind.to_string(),
         size_bytes: i64::try_from(d.raw.len()).unwrap_or(i64::MAX),
         raw_deflated: Some(crate::lmtp::delivery::deflate(&d.raw)),

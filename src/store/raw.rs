@@ -3,6 +3,12 @@
 
 use std::io::Write as _;
 
+/// Lower-case hex SHA-256 of a message: its `messages.sha256`.
+pub fn hex_sha256(raw: &[u8]) -> String {
+    use sha2::Digest as _;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(raw))
+}
+
 /// Deflate-compresses (raw RFC 1951 stream) at a fast level: evidence, not archive.
 pub fn deflate(bytes: &[u8]) -> Vec<u8> {
     thread_local! {
