@@ -519,6 +519,13 @@ impl RuleSet {
         self.compile_regexes_of(|_| true)
     }
 
+    /// Prepares for a long run: every regex compiled and the literal scan's faster
+    /// automaton built (each otherwise happens on first use or after many records).
+    pub fn prepare(&self) -> Result<(), RulesError> {
+        self.patterns.build_dfa();
+        self.compile_regexes()
+    }
+
     /// Loads the embedded defaults plus an optional operator file (name, text).
     pub fn load(operator: Option<(&str, &str)>) -> Result<RuleSet, RulesError> {
         let tag = |v: Vec<(RuleSpec, usize)>, f: &str| v.into_iter().map(|(r, l)| (r, f.to_string(), l)).collect();
