@@ -408,7 +408,9 @@ static COMMAND: LazyLock<Option<CommandWordings>> = LazyLock::new(|| {
 pub fn smtp_command(s: &str) -> &'static str {
     let Some(c) = COMMAND.as_ref() else { return "" };
     let pattern = if s.is_ascii() {
-        super::gate::with_lower(s.as_bytes(), |l| c.lower.find(l).map(|m| m.pattern()))
+        // The gate's words (rcpt, data, greeting ...) say "no" more often than the
+        // regex's own prefixes ("for", "after") on long texts.
+        super::gate::with_lower(s.as_bytes(), |l| if c.gate.may_match_lower(l, true) { c.lower.find(l).map(|m| m.pattern()) } else { None })
     } else if c.gate.may_match(s.as_bytes()) {
         c.ci.find(s).map(|m| m.pattern())
     } else {

@@ -63,7 +63,8 @@ struct Hit {
 /// bullets or quotes) or a recipient phrase leads up to it.
 fn classify(line: &str, f: &Found<'_>) -> Option<bool> {
     let before = line.get(..f.start).unwrap_or("");
-    let lead = before.trim_start_matches(|c: char| c.is_whitespace() || "*-•>#\"'<([".contains(c) || c.is_ascii_digit() && before.trim().len() < 4);
+    let short = before.trim().len() < 4;
+    let lead = before.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '-' | '•' | '>' | '#' | '"' | '\'' | '<' | '(' | '[') || c.is_ascii_digit() && short);
     let lead = lead.trim_end_matches(['<', '"', '\'', ' ']);
     if lead.is_empty() {
         // "To: x" and "From: x" summaries are not recipient lines; bare addresses are.
