@@ -53,6 +53,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     if records.is_empty() && bounce_like {
         records = mta::scan_original_to(&ctx, &orig_headers);
     }
+    mta::ezweb::refine(&ctx, &mut records);
     if records.is_empty() {
         if let Some(r) = autoreply::parse(&ctx) {
             records.push(r);

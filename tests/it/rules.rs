@@ -117,3 +117,23 @@ fn sender_blocks_are_not_dead_addresses() {
         assert!(!v.hard, "{text}");
     }
 }
+
+/// au/EZweb states why in one English sentence for all the recipients it lists; that
+/// sentence, not the internal server's reply quoted beside the address, decides, and a
+/// sentence that only frames a quoted reply leaves the reply to decide.
+#[test]
+fn ezweb_notice_statement_decides_over_the_quoted_reply() {
+    let c = Classifier::with_default_rules();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/ezweb-account-disabled.eml");
+    let raw = std::fs::read(&path).unwrap();
+    let p = rebound::pipeline::process_message(&raw, &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard), (Reason::Suspend, false), "{:?}", p.records[0].record.diagnostic);
+
+    let framed = String::from_utf8(raw)
+        .unwrap()
+        .replace("The user(s) account is disabled.", "Each of the following recipients was rejected by a remote\nmail server.");
+    let p = rebound::pipeline::process_message(framed.as_bytes(), &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true), "{:?}", p.records[0].record.diagnostic);
+}
