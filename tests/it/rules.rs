@@ -137,3 +137,25 @@ fn ezweb_notice_statement_decides_over_the_quoted_reply() {
     let v = &p.records[0].verdict;
     assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true), "{:?}", p.records[0].record.diagnostic);
 }
+
+/// A notice that names the recipient but not why (InterScan's "Unable to deliver message
+/// to") takes the reason from the message it returns when that is itself a failure
+/// report for the same recipient; an ordinary returned message adds nothing.
+#[test]
+fn a_returned_failure_report_says_why_when_the_notice_does_not() {
+    let c = Classifier::with_default_rules();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/interscan-returned-report.eml");
+    let raw = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    let p = rebound::pipeline::process_message(raw.as_bytes(), &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true), "{:?}", p.records[0].record.diagnostic);
+    assert_eq!(p.records[0].record.status, "", "the notice itself states no status");
+
+    let start = raw.find("This is the mail system").unwrap();
+    let end = raw.find("--------------InterScan_NT_MIME_Boundary--").unwrap();
+    let plain = format!("{}See you on Monday.\n\n{}", &raw[..start], &raw[end..]);
+    let p = rebound::pipeline::process_message(plain.as_bytes(), &c);
+    assert_eq!(p.records[0].record.recipient, "jan.devries@example.nl");
+    assert!(!p.records[0].verdict.hard);
+    assert_eq!(p.records[0].verdict.reason, Reason::Undefined);
+}
