@@ -37,6 +37,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     mta::domino::refine(&ctx, &mut records);
     mta::mcafee::refine(&ctx, &mut records);
     mta::opensmtpd::refine(&ctx, &mut records);
+    mta::amazonses::refine_receiving(&mut records);
     let bounce_like = mta::looks_like_bounce(&ctx);
     if records.is_empty() && bounce_like {
         records = mta::scan(&ctx, &orig_headers);

@@ -159,3 +159,23 @@ fn a_returned_failure_report_says_why_when_the_notice_does_not() {
     assert!(!p.records[0].verdict.hard);
     assert_eq!(p.records[0].verdict.reason, Reason::Undefined);
 }
+
+/// Amazon SES receiving writes a DSN only for a receipt rule's Bounce action, whose reply
+/// the account chose: its "Mailbox does not exist" is that rule refusing the mail (soft,
+/// the recipient side's doing), while the same words from any other reporter stay an
+/// unknown address.
+#[test]
+fn an_ses_receipt_rule_bounce_is_a_filter_not_a_dead_address() {
+    let c = Classifier::with_default_rules();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/ses-receiving-receipt-rule.eml");
+    let raw = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    let p = rebound::pipeline::process_message(raw.as_bytes(), &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard, v.fault), (Reason::Filtered, false, Fault::Recipient));
+    assert_eq!(p.records[0].record.status, "5.1.1");
+
+    let other = raw.replace("Reporting-MTA: dns; inbound-smtp.eu-west-1.amazonaws.com", "Reporting-MTA: dns; mx.support.example.org");
+    let p = rebound::pipeline::process_message(other.as_bytes(), &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true));
+}
