@@ -40,7 +40,8 @@ pub fn statement(report: &str) -> Option<String> {
         }
     }
     let s = text::collapse(&para.join(" "));
-    (s.split_whitespace().count() >= 3).then_some(s)
+    // One sentence: a longer paragraph is some other template's preamble.
+    (s.split_whitespace().count() >= 3 && s.len() <= 160).then_some(s)
 }
 
 /// "Received: from ...", "Content-Type: ...": a header field, not prose.
@@ -48,13 +49,15 @@ fn looks_like_header(line: &str) -> bool {
     line.split_once(':').is_some_and(|(name, _)| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
-/// Puts the notice's statement in front of each recipient's diagnostic.
+/// Puts the notice's statement in front of each recipient's diagnostic read from the
+/// text (a Diagnostic-Code field is a standard report's own, left as it is).
 pub fn refine(ctx: &Context, records: &mut [Record]) {
     if records.is_empty() || !is_ezweb(ctx) {
         return;
     }
     let Some(s) = statement(&ctx.text) else { return };
-    for r in records.iter_mut() {
+    let from_field = |r: &Record| r.provenance.iter().any(|(f, src)| f == "diagnostic" && src == "Diagnostic-Code");
+    for r in records.iter_mut().filter(|r| !from_field(r)) {
         r.agent = "EZweb".into();
         if !text::contains_ci(&r.diagnostic, &s) {
             r.diagnostic = text::collapse(&format!("{s} {}", r.diagnostic));
@@ -68,11 +71,25 @@ mod tests {
     use super::statement;
 
     #[test]
+    fn a_standard_report_s_diagnostic_code_is_left_alone() {
+        let m = "From: MAILER-DAEMON@lsean.ezweb.ne.jp\nSubject: Undelivered Mail Returned to Sender\n\
+                 Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n\
+                 --b\nContent-Type: text/plain\n\nThis is the mail system at host lsean.ezweb.ne.jp.\n\n\
+                 <a@ezweb.ne.jp>: host x[192.0.2.1] said: 550 5.1.1 no such user\n\n\
+                 --b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; lsean.ezweb.ne.jp\n\n\
+                 Final-Recipient: rfc822; a@ezweb.ne.jp\nAction: failed\nStatus: 5.1.1\n\
+                 Diagnostic-Code: smtp; 550 5.1.1 no such user\n--b--\n";
+        let pm = crate::parse::parse_message(m.as_bytes());
+        assert_eq!(pm.records[0].diagnostic, "550 5.1.1 no such user");
+    }
+
+    #[test]
     fn the_statement_is_the_english_prose_paragraph() {
         let t = "\u{3042}\u{3044}\n\nThe user(s) account is disabled.\n\n\n<a@ezweb.ne.jp>: 550 user unknown\n";
         assert_eq!(statement(t).as_deref(), Some("The user(s) account is disabled."));
         let t = "<a@ezweb.ne.jp>\n\nEach of the following recipients was rejected by a remote\nmail server.\n----\nReceived: from x\n";
         assert_eq!(statement(t).as_deref(), Some("Each of the following recipients was rejected by a remote mail server."));
         assert_eq!(statement("Recipient: <a@ezweb.ne.jp>\n>>> RCPT TO:<a@ezweb.ne.jp>\n"), None);
+        assert_eq!(statement("I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below. For further\nassistance, please send mail to postmaster.\n"), None);
     }
 }
