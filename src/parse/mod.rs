@@ -33,14 +33,16 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
         pm.records = records;
         return pm;
     }
-    let mut records = dsn_records(&ctx, &orig_headers);
+    // The addresses that are never the failed recipient, for every reader below.
+    let exclude = mta::generic::excluded(&ctx, &orig_headers);
+    let mut records = dsn_records(&ctx, &exclude);
     mta::domino::refine(&ctx, &mut records);
     mta::mcafee::refine(&ctx, &mut records);
     mta::opensmtpd::refine(&ctx, &mut records);
     mta::amazonses::refine_receiving(&mut records);
     let bounce_like = mta::looks_like_bounce(&ctx);
     if records.is_empty() && bounce_like {
-        records = mta::scan(&ctx, &orig_headers);
+        records = mta::scan(&ctx, &exclude);
     }
     if records.is_empty() && bounce_like && depth < 2 {
         // A report that returns another report (a forwarded DSN): read the inner one.
@@ -52,7 +54,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
         }
     }
     if records.is_empty() && bounce_like {
-        records = mta::scan_original_to(&ctx, &orig_headers);
+        records = mta::scan_original_to(&ctx, &orig_headers, &exclude);
     }
     mta::ezweb::refine(&ctx, &mut records);
     if depth < 2 && !records.is_empty() && records.iter().all(says_nothing_of_why) {
@@ -68,9 +70,8 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
 }
 
 /// Records from the delivery-status parts, completed from the report text.
-fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
+fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
     let mut out = Vec::new();
-    let exclude = mta::generic::excluded(ctx, orig);
     // Some MTAs put the delivery-status fields in the text part.
     let inline: Vec<String> = if ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text) { vec![ctx.text.clone()] } else { Vec::new() };
     // With the fields in the text, only the prose above them completes a diagnostic
@@ -115,7 +116,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             let mut source = "Diagnostic-Code";
             if diag.is_empty() || text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
                 // The text part often holds the remote reply for this recipient.
-                let from_text = mta::generic::scan(report, &exclude, std::slice::from_ref(&r.recipient), false);
+                let from_text = mta::generic::scan(report, exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
                     diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
                     source = "report text near the recipient";
@@ -142,7 +143,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             // failed recipient that never got a reply (connection-level failures).
             // A remote reply is more specific than the MTA's giving up: the hint is
             // only given when there is none (or the reply itself says it expired).
-            if mta::generic::EXPIRED.is_match(&r.diagnostic) || r.reply_code.is_none() && mta::generic::EXPIRED.is_match(text::prefix(&ctx.text, 8192)) {
+            if mta::generic::EXPIRED.is_match(&r.diagnostic) || r.reply_code.is_none() && mta::generic::report_expired(ctx) {
                 r.reason_hint = "expired".into();
                 r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
             } else if r.action == "failed" && r.status.starts_with('4') && r.reply_code.is_none() {
