@@ -1,16 +1,15 @@
 //! The single writer: one thread owns the write connection. Callers send jobs over a
 //! bounded channel and await a oneshot reply. The thread drains whatever is queued,
-//! runs it as ONE transaction (group commit: one WAL flush for the batch), then answers
-//! every waiter. If the batch fails, each job is retried in its own transaction so a
-//! failing job fails only itself. A reply of `Ok` means committed and on disk: in WAL
-//! mode the flush happens on a second thread ([`super::durable`]) while the writer
-//! already runs the next batch.
+//! runs it as ONE transaction (group commit), makes it durable (one `fdatasync` of the
+//! WAL, [`super::durable`]), then answers every waiter; what arrived meanwhile is the
+//! next batch. If the batch fails, each job is retried in its own transaction so a
+//! failing job fails only itself. A reply of `Ok` means committed and on disk.
 
 use super::checkpoint;
 use super::durable::{self, SyncInfo};
 use super::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -143,9 +142,7 @@ impl Writer {
                     checkpointer = Some(c);
                     helpers.push(handle);
                 }
-                let (flush, handle) = durable::start(wal)?;
-                helpers.push(handle);
-                Flush::Thread(flush)
+                Flush::Wal(durable::WalFile::new(wal))
             }
             None => Flush::InCommit,
         };
@@ -204,17 +201,17 @@ fn writer_loop(
     checkpointer: Option<checkpoint::Checkpointer>,
     pacing: Pacing,
 ) {
-    let mut done = Committed { observe, flush, syncs: 0, last_sync: Default::default() };
+    let mut done = Committed { observe, flush, syncs: 0, last_sync: Duration::ZERO };
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    let mut ran: Vec<Ran> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         drain(&mut rx, &mut batch, max_batch);
         // Commit delay: when flushes are slow (a real disk under load) and fewer jobs
         // are queued than sessions are open, the others are most likely a round trip
-        // (or the rest of a flush) away. Waiting a fraction of a
-        // flush for them makes one batch of two half-size ones: sessions then stay in
-        // step, one flush answers them all, and each message waits one flush, not two.
-        let slow = done.last_sync_time();
+        // away. Waiting a fraction of a flush for them makes one batch of two
+        // half-size ones: sessions then stay in step and one flush answers them all.
+        let slow = done.last_sync;
         let expected = pacing.expected().min(max_batch);
         if batch.len() < expected && slow >= COMMIT_DELAY_FROM {
             let deadline = Instant::now() + (slow / 2).min(MAX_COMMIT_DELAY);
@@ -226,19 +223,18 @@ fn writer_loop(
         let start = Instant::now();
         let jobs = batch.len();
         match run_batch(&mut conn, &mut batch) {
-            Ok(()) => done.committed(std::mem::take(&mut batch), start, true),
-            Err(e) if jobs == 1 => done.failed(std::mem::take(&mut batch), start, &e),
+            Ok(()) => ran.push(Ran::new(std::mem::take(&mut batch), start, Ok(()), true)),
+            Err(e) if jobs == 1 => ran.push(Ran::new(std::mem::take(&mut batch), start, Err(e), false)),
             Err(e) => {
                 tracing::warn!(jobs, error = %e, "group commit failed; retrying each job alone");
                 for mut job in batch.drain(..) {
                     let one = Instant::now();
-                    match run_batch(&mut conn, std::slice::from_mut(&mut job)) {
-                        Ok(()) => done.committed(vec![job], one, false),
-                        Err(e) => done.failed(vec![job], one, &e),
-                    }
+                    let result = run_batch(&mut conn, std::slice::from_mut(&mut job));
+                    ran.push(Ran::new(vec![job], one, result, false));
                 }
             }
         }
+        done.settle(&mut ran);
         if batch.capacity() < max_batch {
             batch.reserve(max_batch);
         }
@@ -272,9 +268,7 @@ struct Pacing {
 }
 
 impl Pacing {
-    /// Jobs worth waiting for: every open session. Those whose jobs are still being
-    /// flushed count too: waiting for them (bounded by the deadline) merges the two
-    /// halves that otherwise alternate forever, each waiting on the other's flush.
+    /// Jobs worth waiting for: every open session.
     fn expected(&self) -> usize {
         self.producers.load(Ordering::Relaxed)
     }
@@ -284,82 +278,81 @@ impl Pacing {
 enum Flush {
     /// SQLite syncs inside COMMIT (not WAL, or no file).
     InCommit,
-    /// `fdatasync` of the WAL on the flusher thread.
-    Thread(std::sync::mpsc::Sender<durable::Pending>),
+    /// `fdatasync` of the WAL by the writer, after COMMIT.
+    Wal(durable::WalFile),
 }
 
-/// Answers committed or failed jobs: at once, or once they are durable.
+/// One transaction's jobs and how it ended, waiting to be answered.
+struct Ran {
+    jobs: Vec<Box<dyn Job>>,
+    start: Instant,
+    commit_time: Duration,
+    result: Result<(), StoreError>,
+    grouped: bool,
+}
+
+impl Ran {
+    fn new(jobs: Vec<Box<dyn Job>>, start: Instant, result: Result<(), StoreError>, grouped: bool) -> Ran {
+        Ran { jobs, start, commit_time: start.elapsed(), result, grouped }
+    }
+}
+
+/// Makes committed transactions durable and answers their jobs.
 struct Committed {
     observe: Observer,
     flush: Flush,
     syncs: u64,
-    /// Microseconds the last flush (or COMMIT, without a flusher) took.
-    last_sync: Arc<AtomicU64>,
+    /// How long the last flush (or COMMIT, without a WAL) took.
+    last_sync: Duration,
 }
 
 impl Committed {
-    fn last_sync_time(&self) -> Duration {
-        Duration::from_micros(self.last_sync.load(Ordering::Relaxed))
-    }
-
-    fn committed(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, grouped: bool) {
-        let commit_time = start.elapsed();
-        self.answer(jobs, start, move |outcome, sync, durable_time| {
-            let stats = BatchStats { jobs: 0, commit_time, durable_time, grouped, sync: *sync };
-            (outcome.map_err(WriteError::Failed), stats)
-        });
-    }
-
-    fn failed(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, e: &StoreError) {
-        tracing::error!(error = %e, "store write failed");
-        let error = WriteError::Failed(e.to_string());
-        let time = start.elapsed();
-        self.answer(jobs, start, move |_, _, _| {
-            let stats = BatchStats { jobs: 0, commit_time: time, durable_time: time, grouped: false, sync: SyncInfo::default() };
-            (Err(error), stats)
-        });
-    }
-
-    /// Answers `jobs` with what `outcome` makes of the flush result, then observes the
-    /// batch: at once without a flusher, else in commit order once the flusher got to
-    /// them (failures too, so observers see batches in the order they ran).
-    fn answer<F>(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, outcome: F)
-    where
-        F: FnOnce(Result<(), String>, &SyncInfo, Duration) -> (Result<(), WriteError>, BatchStats) + Send + 'static,
-    {
-        let observer = self.observe.clone();
-        let last_sync = self.last_sync.clone();
-        let n = jobs.len();
-        let finish = move |flushed: Result<(), String>, sync: &SyncInfo| {
-            let (result, mut stats) = outcome(flushed, sync, start.elapsed());
-            stats.jobs = n;
-            if sync.seq > 0 {
-                let took = if sync.sync_time.is_zero() { stats.commit_time } else { sync.sync_time };
-                last_sync.store(took.as_micros() as u64, Ordering::Relaxed);
-            }
-            observe(&observer, &stats);
-            for job in jobs {
-                job.finish(result.clone());
-            }
-        };
-        match &self.flush {
-            Flush::Thread(flush) => {
-                if let Err(std::sync::mpsc::SendError(pending)) = flush.send(Box::new(finish)) {
-                    pending(Err("WAL flush thread stopped".into()), &SyncInfo::default());
+    /// Flushes once for every transaction in `ran` that committed, then answers them
+    /// all in commit order (failures too, so observers see batches as they ran).
+    fn settle(&mut self, ran: &mut Vec<Ran>) {
+        let committed = ran.iter().filter(|r| r.result.is_ok()).count();
+        let (flushed, sync) = if committed == 0 {
+            (Ok(()), SyncInfo::default())
+        } else {
+            self.syncs += 1;
+            match &mut self.flush {
+                Flush::Wal(file) => {
+                    let t = Instant::now();
+                    let outcome = file.flush();
+                    let sync_time = t.elapsed();
+                    self.last_sync = sync_time;
+                    (outcome, SyncInfo { seq: self.syncs, transactions: committed, sync_time })
+                }
+                Flush::InCommit => {
+                    // The COMMIT itself synced (synchronous=FULL, or no file).
+                    self.last_sync = ran.iter().map(|r| r.commit_time).max().unwrap_or_default();
+                    (Ok(()), SyncInfo { seq: self.syncs, transactions: committed, sync_time: Duration::ZERO })
                 }
             }
-            Flush::InCommit => {
-                // The COMMIT itself synced (synchronous=FULL, or no file).
-                self.syncs += 1;
-                finish(Ok(()), &SyncInfo { seq: self.syncs, transactions: 1, sync_time: Duration::ZERO });
+        };
+        for r in ran.drain(..) {
+            let outcome = match &r.result {
+                Ok(()) => flushed.clone().map_err(WriteError::Failed),
+                Err(e) => {
+                    tracing::error!(error = %e, "store write failed");
+                    Err(WriteError::Failed(e.to_string()))
+                }
+            };
+            let ok = r.result.is_ok();
+            let stats = BatchStats {
+                jobs: r.jobs.len(),
+                commit_time: r.commit_time,
+                durable_time: r.start.elapsed(),
+                grouped: r.grouped,
+                sync: if ok { sync } else { SyncInfo::default() },
+            };
+            if let Ok(mut f) = self.observe.lock() {
+                f(&stats);
+            }
+            for job in r.jobs {
+                job.finish(outcome.clone());
             }
         }
-    }
-}
-
-fn observe(observer: &Observer, stats: &BatchStats) {
-    if let Ok(mut f) = observer.lock() {
-        f(stats);
     }
 }
 
