@@ -9,8 +9,8 @@ use super::checkpoint;
 use super::durable::{self, SyncInfo};
 use super::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -90,15 +90,15 @@ impl Default for WriterOptions {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
-    producers: Arc<AtomicUsize>,
+    pacing: Arc<Pacing>,
 }
 
 /// Registers a steady producer (an LMTP session) while it lives; see [`Writer::producer`].
-pub struct ProducerGuard(Arc<AtomicUsize>);
+pub struct ProducerGuard(Arc<Pacing>);
 
 impl Drop for ProducerGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.producers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -147,19 +147,20 @@ impl Writer {
             None => Flush::InCommit,
         };
         let max_batch = options.max_batch.max(1);
-        let producers = Arc::new(AtomicUsize::new(0));
-        let pacing = Pacing { producers: producers.clone() };
+        let pacing = Arc::new(Pacing::default());
+        let shared = pacing.clone();
         let handle = std::thread::Builder::new()
             .name("rebound-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, observe, flush, checkpointer, pacing))?;
-        Ok((Writer { tx, producers }, WriterThread { handle, helpers }))
+            .spawn(move || writer_loop(conn, rx, max_batch, observe, flush, checkpointer, &shared))?;
+        let _ = pacing.writer.set(handle.thread().clone());
+        Ok((Writer { tx, pacing }, WriterThread { handle, helpers }))
     }
 
     /// Counts a connection that may submit work while the guard lives. The writer uses
     /// the count to wait briefly for stragglers when a batch is smaller than it.
     pub fn producer(&self) -> ProducerGuard {
-        self.producers.fetch_add(1, Ordering::Relaxed);
-        ProducerGuard(self.producers.clone())
+        self.pacing.producers.fetch_add(1, Ordering::Relaxed);
+        ProducerGuard(self.pacing.clone())
     }
 
     /// Jobs waiting in the channel (not yet taken by the writer).
@@ -176,6 +177,7 @@ impl Writer {
         let (reply, wait) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(FnJob { f, out: None, reply });
         self.tx.send(job).await.map_err(|_| WriteError::Stopped)?;
+        self.pacing.arrived();
         wait.await.map_err(|_| WriteError::Stopped)?
     }
 
@@ -188,6 +190,7 @@ impl Writer {
         let (reply, wait) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(FnJob { f, out: None, reply });
         self.tx.blocking_send(job).map_err(|_| WriteError::Stopped)?;
+        self.pacing.arrived();
         wait.blocking_recv().map_err(|_| WriteError::Stopped)?
     }
 }
@@ -199,7 +202,7 @@ fn writer_loop(
     observe: Observer,
     flush: Flush,
     checkpointer: Option<checkpoint::Checkpointer>,
-    pacing: Pacing,
+    pacing: &Pacing,
 ) {
     let mut done = Committed { observe, flush, syncs: 0, last_sync: Duration::ZERO };
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
@@ -215,10 +218,18 @@ fn writer_loop(
         let expected = pacing.expected().min(max_batch);
         if batch.len() < expected && slow >= COMMIT_DELAY_FROM {
             let deadline = Instant::now() + (slow / 2).min(MAX_COMMIT_DELAY);
-            while batch.len() < pacing.expected().min(max_batch) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(50));
+            // Woken by each job that arrives (see `Pacing::arrived`), not by polling.
+            pacing.waiting.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            loop {
                 drain(&mut rx, &mut batch, max_batch);
+                let now = Instant::now();
+                if batch.len() >= pacing.expected().min(max_batch) || now >= deadline {
+                    break;
+                }
+                std::thread::park_timeout(deadline - now);
             }
+            pacing.waiting.store(false, Ordering::SeqCst);
         }
         let start = Instant::now();
         let jobs = batch.len();
@@ -262,15 +273,32 @@ const COMMIT_DELAY_FROM: Duration = Duration::from_micros(500);
 /// The longest a batch waits for stragglers.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 
-/// What the commit delay looks at: open sessions.
+/// What the commit delay looks at (open sessions) and how it is woken.
+#[derive(Default)]
 struct Pacing {
-    producers: Arc<AtomicUsize>,
+    producers: AtomicUsize,
+    /// Set while the writer waits for stragglers: submitters then wake it.
+    waiting: AtomicBool,
+    /// The writer thread, to unpark.
+    writer: OnceLock<std::thread::Thread>,
 }
 
 impl Pacing {
     /// Jobs worth waiting for: every open session.
     fn expected(&self) -> usize {
         self.producers.load(Ordering::Relaxed)
+    }
+
+    /// A job was queued: wakes the writer if it waits for stragglers. (The writer sets
+    /// `waiting` before it drains the queue, so a job it missed sees the flag set; a
+    /// wake-up lost anyway would only make it wait until its deadline.)
+    fn arrived(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) {
+            if let Some(t) = self.writer.get() {
+                t.unpark();
+            }
+        }
     }
 }
 
