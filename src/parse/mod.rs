@@ -178,6 +178,12 @@ fn says_nothing_of_why(r: &Record) -> bool {
 /// status and reply code stay what this report states (none).
 fn complete_from_returned_report(ctx: &Context, records: &mut [Record], depth: usize) {
     let Some(inner) = ctx.original.as_deref() else { return };
+    // Only a returned body that names one of the recipients can report on them: most
+    // returned messages are ordinary mail and are not parsed again.
+    let body = inner.find("\n\n").and_then(|p| inner.get(p..)).unwrap_or("");
+    if !records.iter().any(|r| text::contains_ci(body, &r.recipient)) {
+        return;
+    }
     let inner = parse_at_depth(inner.as_bytes(), depth + 1);
     for r in records.iter_mut() {
         let Some(i) = inner.records.iter().find(|i| {
