@@ -39,6 +39,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     mta::domino::refine(&ctx, &mut records);
     mta::mcafee::refine(&ctx, &mut records);
     mta::opensmtpd::refine(&ctx, &mut records);
+    mta::amazonses::refine_receiving(&mut records);
     let bounce_like = mta::looks_like_bounce(&ctx);
     if records.is_empty() && bounce_like {
         records = mta::scan(&ctx, &exclude);
@@ -54,6 +55,10 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     }
     if records.is_empty() && bounce_like {
         records = mta::scan_original_to(&ctx, &orig_headers, &exclude);
+    }
+    mta::ezweb::refine(&ctx, &mut records);
+    if depth < 2 && !records.is_empty() && records.iter().all(says_nothing_of_why) {
+        complete_from_returned_report(&ctx, &mut records, depth);
     }
     if records.is_empty() {
         if let Some(r) = autoreply::parse(&ctx) {
@@ -159,6 +164,39 @@ fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
         }
     }
     out
+}
+
+/// A failure record with neither a status nor a reply code: the report names the
+/// recipient but not what the remote said.
+fn says_nothing_of_why(r: &Record) -> bool {
+    r.kind == Kind::Bounce && r.status.is_empty() && r.reply_code.is_none()
+}
+
+/// A report that says nothing of why may return a message that is itself a failure
+/// report for the same recipient (a forwarded bounce, bounced again): the remote's reply
+/// quoted there is the evidence there is. Its words are added to the diagnostic; the
+/// status and reply code stay what this report states (none).
+fn complete_from_returned_report(ctx: &Context, records: &mut [Record], depth: usize) {
+    let Some(inner) = ctx.original.as_deref() else { return };
+    // Only a returned body that names one of the recipients can report on them: most
+    // returned messages are ordinary mail and are not parsed again.
+    let body = inner.find("\n\n").and_then(|p| inner.get(p..)).unwrap_or("");
+    if !records.iter().any(|r| text::contains_ci(body, &r.recipient)) {
+        return;
+    }
+    let inner = parse_at_depth(inner.as_bytes(), depth + 1);
+    for r in records.iter_mut() {
+        let Some(i) = inner.records.iter().find(|i| {
+            i.kind == Kind::Bounce && i.recipient.eq_ignore_ascii_case(&r.recipient) && (!i.status.is_empty() || i.reply_code.is_some())
+        }) else {
+            continue;
+        };
+        r.diagnostic = text::collapse(&format!("{} {}", r.diagnostic, i.diagnostic));
+        if r.smtp_command.is_empty() {
+            r.smtp_command = i.smtp_command.clone();
+        }
+        r.provenance.push(("diagnostic".into(), "the returned message's own failure report for this recipient".into()));
+    }
 }
 
 /// Whether a Status says only "other or undefined" (RFC 3463 x.0.0, x.5.0) or is absent.

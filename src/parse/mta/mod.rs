@@ -4,6 +4,7 @@
 
 pub mod amazonses;
 pub mod domino;
+pub mod ezweb;
 pub mod fml;
 pub mod generic;
 pub mod google;
