@@ -7,6 +7,7 @@
 //! flight, so memory does not grow with the input.
 //! Idempotent: a message whose SHA-256 is already in `messages` is skipped.
 
+mod checkpointer;
 mod message;
 mod source;
 mod write;
@@ -212,7 +213,7 @@ pub fn ingest(
         drop(work_rx);
         // On an error the writer returns and drops `order_rx`: the reader's next send
         // fails, it stops and drops the work queue, and the workers stop in turn.
-        write::write_chunks(conn, order_rx, inputs, verp, opts, now, &mut summary, start, progress)
+        write::write_chunks(conn, db, order_rx, inputs, verp, opts, now, &mut summary, start, progress)
     });
     if let Some(e) = failed.get() {
         return Err(IngestError::Classify(e.clone()));
@@ -287,12 +288,19 @@ fn work(
     let reader = (!store_empty)
         .then(|| Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok())
         .flatten();
+    let mut waited = std::time::Duration::ZERO;
+    let t0 = Instant::now();
     loop {
+        let t = Instant::now();
         let next = match rx.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let Ok((chunk, reply)) = next else { return };
+        waited += t.elapsed();
+        let Ok((chunk, reply)) = next else {
+            tracing::debug!(waited = ?waited, total = ?t0.elapsed(), "ingest worker");
+            return;
+        };
         let items = chunk
             .items
             .into_iter()

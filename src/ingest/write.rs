@@ -2,13 +2,14 @@
 //! store's shared calls (`insert_message`, correlation, `insert_event` with its hooks),
 //! many chunks to one transaction.
 
+use super::checkpointer::BulkWrite;
 use super::{DoneChunk, IngestError, IngestOptions, IngestSummary};
 use crate::store::correlate::correlate_with_keys;
 use crate::store::event::{insert_event, insert_message};
 use crate::store::query;
 use crate::verp::{Keys, VerpConfig};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -21,10 +22,12 @@ const MAX_TRANSACTION: Duration = Duration::from_millis(500);
 const CACHE_KIB: i64 = 64 * 1024;
 
 /// Writes every chunk `order` yields, in that order; commits each `batch_messages`
-/// messages (or [`MAX_TRANSACTION`]), calling `progress` after each chunk.
+/// messages (or [`MAX_TRANSACTION`]), calling `progress` after each chunk. The commits
+/// are durable when this returns Ok (see [`BulkWrite`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_chunks(
     conn: &mut Connection,
+    db: &Path,
     order: Receiver<Receiver<DoneChunk>>,
     inputs: &[(PathBuf, u64)],
     verp: &VerpConfig,
@@ -36,32 +39,70 @@ pub(super) fn write_chunks(
 ) -> Result<(), IngestError> {
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     let keys = crate::verp_keys::cached(verp).map_err(crate::store::StoreError::from)?;
+    let bulk = BulkWrite::begin(conn, db)?;
+    let mut times = Times::default();
+    let written = write_all(conn, bulk.as_ref(), order, inputs, verp, &keys, opts, now, summary, start, progress, &mut times);
+    let finished = bulk.map_or(Ok(()), |b| b.finish(conn));
+    tracing::debug!(waited = ?times.waited, committing = ?times.committing, total = ?start.elapsed(), "ingest writer");
+    written.and(finished)
+}
+
+/// Where the writer's time went (debug log).
+#[derive(Default)]
+struct Times {
+    waited: Duration,
+    committing: Duration,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_all(
+    conn: &mut Connection,
+    bulk: Option<&BulkWrite>,
+    order: Receiver<Receiver<DoneChunk>>,
+    inputs: &[(PathBuf, u64)],
+    verp: &VerpConfig,
+    keys: &Keys,
+    opts: &IngestOptions,
+    now: i64,
+    summary: &mut IngestSummary,
+    start: Instant,
+    progress: &mut dyn FnMut(&IngestSummary),
+    times: &mut Times,
+) -> Result<(), IngestError> {
     // The next chunk in input order: None once the reader is done; an error if its
     // worker stopped without answering.
-    let next = || -> Result<Option<DoneChunk>, IngestError> {
-        match order.recv() {
+    let next = |times: &mut Times| -> Result<Option<DoneChunk>, IngestError> {
+        let t = Instant::now();
+        let chunk = match order.recv() {
             Err(_) => Ok(None),
             Ok(rx) => rx.recv().map(Some).map_err(|_| IngestError::Worker),
-        }
+        };
+        times.waited += t.elapsed();
+        chunk
     };
-    let mut pending = next()?;
+    let mut pending = next(times)?;
     while pending.is_some() {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let began = Instant::now();
         let mut in_tx = 0usize;
         while let Some(chunk) = pending.take() {
             in_tx += chunk.items.len();
-            write_chunk(&tx, chunk, inputs, verp, &keys, now, summary)?;
+            write_chunk(&tx, chunk, inputs, verp, keys, now, summary)?;
             summary.elapsed_secs = start.elapsed().as_secs_f64();
             progress(summary);
             if in_tx >= opts.batch_messages || began.elapsed() >= MAX_TRANSACTION {
                 break;
             }
-            pending = next()?;
+            pending = next(times)?;
         }
+        let t = Instant::now();
         tx.commit()?;
+        times.committing += t.elapsed();
+        if let Some(b) = bulk {
+            b.committed();
+        }
         if pending.is_none() {
-            pending = next()?;
+            pending = next(times)?;
         }
     }
     Ok(())

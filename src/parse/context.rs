@@ -35,6 +35,11 @@ pub struct Context {
     html_parts: Vec<Vec<u8>>,
     /// Charset of the text part being added, when it declares one.
     charset: Option<String>,
+    /// Whether the head of the report text says delivery is being retried / has expired
+    /// (`mta::generic`): asked per recipient and per reader, computed once.
+    pub(crate) head_delayed: std::cell::OnceCell<bool>,
+    /// See `head_delayed`.
+    pub(crate) head_expired: std::cell::OnceCell<bool>,
 }
 
 impl Context {

@@ -33,7 +33,12 @@ pub struct Required {
 /// whether the pattern is compiled with Unicode mode on by default.
 pub fn required_literals(pattern: &str, unicode: bool) -> Option<Required> {
     let (hir, flags) = folded_hir(pattern, unicode)?;
-    let lits = required(&hir)?;
+    required_literals_of(&hir, flags)
+}
+
+/// [`required_literals`] of a pattern already through [`folded_hir`].
+pub fn required_literals_of(hir: &Hir, flags: FlagScan) -> Option<Required> {
+    let lits = required(hir)?;
     let mut lower: Vec<Vec<u8>> = lits.into_iter().map(|l| l.to_ascii_lowercase()).collect();
     lower.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     lower.dedup();

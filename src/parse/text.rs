@@ -353,38 +353,64 @@ pub fn better_status(field: &str, text: &str) -> String {
     }
 }
 
-static COMMAND: LazyLock<Gated> = LazyLock::new(|| {
-    crate::parse::text::gated(concat!(
-        r"(?i)(?P<rcpt>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT|\bdoes not like recipient)",
-        r"|(?P<mail>\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL)",
-        r"|(?P<data>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA|\[DATA\])",
-        r"|(?P<ehlo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b|>>> EHLO)",
-        r"|(?P<helo>\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b|>>> HELO)",
-        r"|(?P<conn>\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b)",
-    ))
-    .expect("regex") // ok: constant pattern, compiled by the unit tests
+/// The wordings of each SMTP command, in order of preference (case-insensitive).
+const COMMAND_WORDINGS: [(&str, &str); 6] = [
+    ("RCPT", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT|\bdoes not like recipient"),
+    ("MAIL", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL"),
+    ("DATA", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA|\[DATA\]"),
+    ("EHLO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b|>>> EHLO"),
+    ("HELO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b|>>> HELO"),
+    ("CONN", r"\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b"),
+];
+
+/// The wordings as one multi-pattern regex (the pattern that matches leftmost, the
+/// earlier at a tie, names the command: one search, no capture groups), behind the
+/// literal gate of their alternation.
+static COMMAND: LazyLock<Option<(regex_automata::meta::Regex, super::gate::Gate)>> = LazyLock::new(|| {
+    let ascii_wb = |p: &str| p.replace("\\b", "(?-u:\\b)");
+    let patterns: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?i){}", ascii_wb(p))).collect();
+    let joined = format!("(?i){}", COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?:{})", ascii_wb(p))).collect::<Vec<_>>().join("|"));
+    let re = regex_automata::meta::Regex::new_many(&patterns).ok()?;
+    Some((re, super::gate::Gate::new(&joined, true)))
 });
 
 /// The SMTP command a reply text says it answered, if stated.
 pub fn smtp_command(s: &str) -> &'static str {
-    let Some(m) = COMMAND.find(s) else { return "" };
-    let Some(c) = COMMAND.captures(s.get(m.start()..).unwrap_or("")) else { return "" };
-    for (name, cmd) in [("rcpt", "RCPT"), ("mail", "MAIL"), ("data", "DATA"), ("ehlo", "EHLO"), ("helo", "HELO"), ("conn", "CONN")] {
-        if c.name(name).is_some() {
-            return cmd;
-        }
+    let Some((re, gate)) = COMMAND.as_ref() else { return "" };
+    if !gate.may_match(s.as_bytes()) {
+        return "";
     }
-    ""
+    re.find(s).and_then(|m| COMMAND_WORDINGS.get(m.pattern().as_usize())).map_or("", |(cmd, _)| cmd)
 }
 
 /// Whether `s` contains `needle`, ignoring ASCII case.
 pub fn contains_ci(s: &str, needle: &str) -> bool {
-    let n = needle.as_bytes();
+    let (h, n) = (s.as_bytes(), needle.as_bytes());
     if n.is_empty() {
         return true;
     }
-    let first = n.first().map_or(0, u8::to_ascii_lowercase);
-    s.as_bytes().windows(n.len()).any(|w| w.first().is_some_and(|b| b.to_ascii_lowercase() == first) && w.eq_ignore_ascii_case(n))
+    let Some(last) = h.len().checked_sub(n.len()) else { return false };
+    // Candidates are where the needle's rarest byte (in either case) stands: memchr
+    // skips the text between them instead of comparing at every offset.
+    let (k, b) = n.iter().copied().enumerate().min_by_key(|&(_, b)| byte_rank(b)).unwrap_or((0, 0));
+    let Some(window) = h.get(k..=last + k) else { return false };
+    memchr::memchr2_iter(b.to_ascii_lowercase(), b.to_ascii_uppercase(), window)
+        .any(|start| h.get(start..start + n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)))
+}
+
+/// How common a byte is in mail text (lower is rarer), for [`contains_ci`].
+fn byte_rank(b: u8) -> u8 {
+    match b.to_ascii_lowercase() {
+        b' ' => 255,
+        b'e' => 250,
+        b't' | b'a' | b'o' => 240,
+        b'i' | b'n' | b's' | b'r' => 230,
+        b'h' | b'l' | b'd' | b'c' | b'u' | b'm' => 200,
+        b'f' | b'p' | b'g' | b'w' | b'y' | b'b' | b'.' | b'-' => 150,
+        b'v' | b'k' | b'0'..=b'9' | b':' | b',' => 100,
+        b'x' | b'j' | b'q' | b'z' => 50,
+        _ => 80,
+    }
 }
 
 /// Whether an address is a mail system's own (mailer-daemon, postmaster).
@@ -432,6 +458,7 @@ mod tests {
 
     #[test]
     fn commands() {
+        assert!(COMMAND.is_some(), "the command wordings compile");
         assert_eq!(smtp_command("did not like our final DATA: 550"), "DATA");
         assert_eq!(smtp_command("SMTP error from remote mail server after RCPT TO:<a@b.c>:"), "RCPT");
         assert_eq!(clean_address("rfc822; <A@b.c>"), "A@b.c");

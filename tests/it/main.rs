@@ -12,6 +12,7 @@ mod parse_props;
 mod field_manual;
 mod rules;
 mod ops;
+mod ingest;
 mod follow;
 mod milter;
 mod packaging;

@@ -338,11 +338,10 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
     if found.is_empty() {
         return Vec::new();
     }
-    let head = text::prefix(&ctx.text, 8 * 1024);
     let whole_cell = std::cell::OnceCell::new();
     let whole = || whole_cell.get_or_init(|| text::collapse(text::prefix(&ctx.text, 4000)));
-    let delayed = DELAY.is_match(head);
-    let expired = EXPIRED.is_match(head);
+    let delayed = report_delayed(ctx);
+    let expired = report_expired(ctx);
     lines_sorted.extend(found.iter().map(|h| h.line));
     lines_sorted.sort_unstable();
     let mut out = Vec::new();
@@ -403,6 +402,18 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         out.push(r);
     }
     out
+}
+
+/// Whether the first 8 KiB of the report text say delivery is still being retried
+/// (computed once per context).
+pub fn report_delayed(ctx: &Context) -> bool {
+    *ctx.head_delayed.get_or_init(|| DELAY.is_match(text::prefix(&ctx.text, 8 * 1024)))
+}
+
+/// Whether the first 8 KiB of the report text say the MTA gave up retrying
+/// (computed once per context).
+pub fn report_expired(ctx: &Context) -> bool {
+    *ctx.head_expired.get_or_init(|| EXPIRED.is_match(text::prefix(&ctx.text, 8 * 1024)))
 }
 
 /// Sets status, reply code, command and diagnostic from an error text.
