@@ -9,7 +9,7 @@ use crate::store::event::{insert_event, insert_message};
 use crate::store::query;
 use crate::verp::{Keys, VerpConfig};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ pub(super) fn write_chunks(
     conn: &mut Connection,
     db: &Path,
     order: Receiver<Receiver<DoneChunk>>,
-    inputs: &[(PathBuf, u64)],
+    inputs: &[super::Input],
     verp: &VerpConfig,
     opts: &IngestOptions,
     now: i64,
@@ -59,7 +59,7 @@ fn write_all(
     conn: &mut Connection,
     mut bulk: Option<&mut BulkWrite>,
     order: Receiver<Receiver<DoneChunk>>,
-    inputs: &[(PathBuf, u64)],
+    inputs: &[super::Input],
     verp: &VerpConfig,
     keys: &Keys,
     opts: &IngestOptions,
@@ -112,7 +112,7 @@ fn write_all(
 fn write_chunk(
     tx: &Transaction<'_>,
     chunk: DoneChunk,
-    inputs: &[(PathBuf, u64)],
+    inputs: &[super::Input],
     verp: &VerpConfig,
     keys: &Keys,
     now: i64,
@@ -145,7 +145,7 @@ fn write_chunk(
             }
         }
         summary.stored += 1;
-        tracing::debug!(file = %inputs.get(item.file).map(|f| f.0.display().to_string()).unwrap_or_default(), message_id, "message stored");
+        tracing::debug!(file = %inputs.get(item.file).map(|f| f.path.display().to_string()).unwrap_or_default(), message_id, "message stored");
     }
     summary.files += chunk.files_done;
     summary.bytes_read += chunk.bytes_read;
