@@ -3,7 +3,7 @@
 //! messages (mbox "From " lines), with memory bounded by the largest message.
 
 use super::IngestError;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// A file to read.
@@ -109,6 +109,38 @@ pub struct MessageReader<R: BufRead> {
     done: bool,
 }
 
+/// Longest piece of a line read at once (a longer line is read in pieces).
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Appends bytes of `r` to `buf` up to and including the next `\n`, at most `limit`
+/// bytes; returns how many (0 at the end). `read_until` on a `Take`, with the memchr
+/// crate's search instead of the standard library's byte loop.
+fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < limit {
+        let available = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let avail = available.get(..available.len().min(limit - n)).unwrap_or_default();
+        if avail.is_empty() {
+            break;
+        }
+        let (used, done) = match memchr::memchr(b'\n', avail) {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        buf.extend_from_slice(avail.get(..used).unwrap_or_default());
+        r.consume(used);
+        n += used;
+        if done {
+            break;
+        }
+    }
+    Ok(n)
+}
+
 /// The capacity a new message buffer starts with: most messages fit without regrowing.
 const START_CAPACITY: usize = 16 * 1024;
 
@@ -141,7 +173,7 @@ impl<R: BufRead> MessageReader<R> {
         while !self.done {
             let before = self.current.len();
             // A bounded read: a file with no line ends must not be read whole.
-            let n = (&mut self.r).take(64 * 1024).read_until(b'\n', &mut self.current)?;
+            let n = read_line_bounded(&mut self.r, &mut self.current, MAX_LINE_BYTES)?;
             if n == 0 {
                 self.done = true;
                 break;
