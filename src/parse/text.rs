@@ -355,11 +355,11 @@ pub fn better_status(field: &str, text: &str) -> String {
 
 /// The wordings of each SMTP command, in order of preference (case-insensitive).
 const COMMAND_WORDINGS: [(&str, &str); 6] = [
-    ("RCPT", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT|\bdoes not like recipient"),
-    ("MAIL", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL"),
-    ("DATA", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA|\[DATA\]"),
-    ("EHLO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b|>>> EHLO"),
-    ("HELO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b|>>> HELO"),
+    ("RCPT", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT\b|\bdoes not like recipient"),
+    ("MAIL", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL\b"),
+    ("DATA", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA\b|\[DATA\]"),
+    ("EHLO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b|>>> EHLO\b"),
+    ("HELO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b|>>> HELO\b"),
     ("CONN", r"\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b"),
 ];
 
@@ -461,6 +461,8 @@ mod tests {
         assert!(COMMAND.is_some(), "the command wordings compile");
         assert_eq!(smtp_command("did not like our final DATA: 550"), "DATA");
         assert_eq!(smtp_command("SMTP error from remote mail server after RCPT TO:<a@b.c>:"), "RCPT");
+        // A transcript line naming an address that starts like a command is no command.
+        assert_eq!(smtp_command(">>> mailadmin@example.org <mailadmin@example.org>"), "");
         assert_eq!(clean_address("rfc822; <A@b.c>"), "A@b.c");
     }
 }
