@@ -374,11 +374,11 @@ pub fn better_status(field: &str, text: &str) -> String {
 /// The wordings of each SMTP command, in order of preference (matched ignoring case;
 /// written in lower case so they also run case-sensitively over lower-cased text).
 const COMMAND_WORDINGS: [(&str, &str); 6] = [
-    ("RCPT", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?rcpt\b|\brcpt to (?:command|response)|\brcpt to:\s*<|\[rcpt_to\]|>>> rcpt|\bdoes not like recipient"),
-    ("MAIL", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?mail\b|\bmail from (?:command|response)|\bmail from:\s*<|\[mail_from\]|>>> mail"),
-    ("DATA", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?data\b|\bend of data\b|\bdata (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> data|\[data\]"),
-    ("EHLO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?ehlo\b|>>> ehlo"),
-    ("HELO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?helo\b|>>> helo"),
+    ("RCPT", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?rcpt\b|\brcpt to (?:command|response)|\brcpt to:\s*<|\[rcpt_to\]|>>> rcpt\b|\bdoes not like recipient"),
+    ("MAIL", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?mail\b|\bmail from (?:command|response)|\bmail from:\s*<|\[mail_from\]|>>> mail\b"),
+    ("DATA", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?data\b|\bend of data\b|\bdata (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> data\b|\[data\]"),
+    ("EHLO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?ehlo\b|>>> ehlo\b"),
+    ("HELO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?helo\b|>>> helo\b"),
     ("CONN", r"\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b"),
 ];
 
@@ -499,6 +499,8 @@ mod tests {
         assert_eq!(smtp_command("SMTP error from remote mail server after RCPT TO:<a@b.c>:"), "RCPT");
         assert_eq!(smtp_command("SMTP error from remote mail server after RCPT TO:<a@b.c>: Bitte überprüfen"), "RCPT");
         assert_eq!(smtp_command(">>> DATA\n<<< 554 no"), "DATA");
+        // A transcript line naming an address that starts like a command is no command.
+        assert_eq!(smtp_command(">>> mailadmin@example.org <mailadmin@example.org>"), "");
         assert_eq!(clean_address("rfc822; <A@b.c>"), "A@b.c");
     }
 }
