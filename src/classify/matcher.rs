@@ -10,11 +10,12 @@
 //! it must contain. The answers (whether a pattern matches, and where) are those of the
 //! joined regex: the leftmost start among the alternatives, the first alternative at it.
 
-use crate::parse::gate::{folded_hir, required_literals, with_lower};
+use crate::parse::gate::{folded_hir, required_literals_of, with_lower, FlagScan};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::Regex;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind, Look};
+use std::sync::OnceLock;
 
 /// Most words an alternative may expand to and still be matched by the scan alone.
 const MAX_WORDS: usize = 512;
@@ -22,7 +23,11 @@ const MAX_WORDS: usize = 512;
 /// One alternative: its regex, and how the literal scan speaks for it.
 #[derive(Debug)]
 struct Alt {
-    re: Regex,
+    /// `(?i-u)body`, the source of `re`.
+    pattern: String,
+    /// Compiled on first use: most alternatives are decided by the scan, or never
+    /// reached, and compiling all ~600 was 80 % of every command's start-up.
+    re: OnceLock<Option<Regex>>,
     /// A finite set of words (boundaries required before, after): the scan decides.
     words: Option<(bool, bool)>,
     /// No literal is required: the regex always runs.
@@ -31,6 +36,34 @@ struct Alt {
     ascii_only: bool,
 }
 
+
+/// Scans after which the literal DFA is built: where its build cost is repaid.
+const DFA_AFTER: u32 = 20_000;
+
+/// One alternative analysed for the set, its regex not yet compiled.
+#[derive(Debug)]
+pub struct Prepared {
+    pattern: String,
+    /// Compiled already (the syntax analysis could not read the pattern).
+    re: Option<Regex>,
+    words: Option<(Vec<Vec<u8>>, bool, bool)>,
+    required: Option<crate::parse::gate::Required>,
+}
+
+impl Prepared {
+    /// Analyses an alternative `(?i-u)body` for the literal scan; a pattern the syntax
+    /// analysis cannot read is compiled now, so a bad one fails here with the regex
+    /// crate's error (the rest compile on first use; `PatternSet::compile_all` checks).
+    pub fn new(pattern: String) -> Result<Prepared, regex::Error> {
+        let Some((hir, flags)) = folded_hir(&pattern, false) else {
+            let re = compile(&pattern)?;
+            return Ok(Prepared { pattern, re: Some(re), words: None, required: None });
+        };
+        let words = words_of_hir(&hir, flags);
+        let required = if words.is_some() { None } else { required_literals_of(&hir, flags) };
+        Ok(Prepared { pattern, re: None, words, required })
+    }
+}
 
 /// A literal occurrence of an alternative's word: (alternative, start, end, preference).
 type Hit = (u32, u32, u32, u32);
@@ -43,8 +76,16 @@ pub struct PatternSet {
     /// Per pattern: those of its alternatives that are regexes (not word sets).
     regex_alts: Vec<Vec<usize>>,
     alts: Vec<Alt>,
-    /// The literals of every alternative.
+    /// The literals of every alternative (a contiguous NFA: cheap to build).
     ac: Option<AhoCorasick>,
+    /// The same literals as a full DFA (same pattern ids, same matches): ~10 % faster
+    /// per scan but ~15 ms of CPU to build, so built only for a long run (after
+    /// [`DFA_AFTER`] scans, or when asked by [`PatternSet::build_dfa`]).
+    dfa: OnceLock<Option<AhoCorasick>>,
+    /// The literals, kept to build `dfa`.
+    lits: Vec<Vec<u8>>,
+    /// Scans so far (until the DFA exists).
+    scans: std::sync::atomic::AtomicU32,
     /// Per literal of `ac`: (alternative, preference among its words; 0 for a regex's).
     owners: Vec<Vec<(u32, u32)>>,
 }
@@ -68,10 +109,21 @@ fn boundary(hay: &[u8], pos: usize) -> bool {
     is_word_byte(before) != is_word_byte(hay.get(pos))
 }
 
+/// Compiles one alternative's regex (`(?i-u)body`).
+fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(pattern).size_limit(1 << 20).build()
+}
+
 /// The words of a word-set alternative (lower case, in preference order) and its
 /// boundaries, or None when it is not one.
+#[cfg(test)]
 fn words_of(pattern: &str) -> Option<(Vec<Vec<u8>>, bool, bool)> {
     let (hir, flags) = folded_hir(pattern, false)?;
+    words_of_hir(&hir, flags)
+}
+
+/// [`words_of`] a pattern already through [`folded_hir`].
+fn words_of_hir(hir: &Hir, flags: FlagScan) -> Option<(Vec<Vec<u8>>, bool, bool)> {
     // The whole alternative must fold ASCII case and nothing else.
     if !flags.case_insensitive || flags.case_sensitive || flags.unicode {
         return None;
@@ -109,19 +161,20 @@ impl PatternSet {
     /// `(?i-u)`); fails on the first alternative that does not compile.
     #[cfg(test)]
     pub fn new(patterns: &[Vec<String>]) -> Result<PatternSet, regex::Error> {
-        let compiled = patterns
+        let prepared = patterns
             .iter()
-            .map(|alts| alts.iter().map(|b| Ok((b.clone(), Regex::new(&format!("(?i-u){b}"))?))).collect::<Result<Vec<_>, regex::Error>>())
+            .map(|alts| alts.iter().map(|b| Prepared::new(format!("(?i-u){b}"))).collect::<Result<Vec<_>, regex::Error>>())
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(PatternSet::with_regexes(compiled))
+        let set = PatternSet::with_alternatives(prepared);
+        (0..set.len()).try_for_each(|p| set.compile_pattern(p).map_err(|(_, e)| e))?;
+        Ok(set)
     }
 
-    /// Builds the set from patterns whose alternatives (bodies, matched with `(?i-u)`)
-    /// are already compiled as `(?i-u)body`.
-    pub fn with_regexes(patterns: Vec<Vec<(String, Regex)>>) -> PatternSet {
+    /// Builds the set from patterns, each a list of analysed alternatives.
+    pub fn with_alternatives(patterns: Vec<Vec<Prepared>>) -> PatternSet {
         let mut set = PatternSet::empty();
         let mut lits: Vec<Vec<u8>> = Vec::new();
-        let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::with_capacity(2048);
         let mut own = |lit: Vec<u8>, alt: usize, pref: usize, owners: &mut Vec<Vec<(u32, u32)>>| {
             let id = *index.entry(lit.clone()).or_insert_with(|| {
                 lits.push(lit);
@@ -134,34 +187,39 @@ impl PatternSet {
         };
         for alternatives in patterns {
             let first = set.alts.len();
-            for (body, re) in alternatives {
-                let pattern = format!("(?i-u){body}");
+            for prep in alternatives {
+                let Prepared { pattern, re, words, required } = prep;
                 let alt = set.alts.len();
-                if let Some((words, before, after)) = words_of(&pattern) {
+                let cell = OnceLock::new();
+                if let Some(re) = re {
+                    let _ = cell.set(Some(re));
+                }
+                if let Some((words, before, after)) = words {
                     for (pref, w) in words.into_iter().enumerate() {
                         own(w, alt, pref, &mut set.owners);
                     }
-                    set.alts.push(Alt { re, words: Some((before, after)), open: false, ascii_only: false });
+                    set.alts.push(Alt { pattern, re: cell, words: Some((before, after)), open: false, ascii_only: false });
                 } else {
-                    let req = required_literals(&pattern, false);
-                    let ascii_only = req.as_ref().is_some_and(|r| r.ascii_only);
-                    let open = req.is_none();
-                    for l in req.map(|r| r.literals).unwrap_or_default() {
+                    let ascii_only = required.as_ref().is_some_and(|r| r.ascii_only);
+                    let open = required.is_none();
+                    for l in required.map(|r| r.literals).unwrap_or_default() {
                         own(l, alt, 0, &mut set.owners);
                     }
-                    set.alts.push(Alt { re, words: None, open, ascii_only });
+                    set.alts.push(Alt { pattern, re: cell, words: None, open, ascii_only });
                 }
             }
             set.patterns.push(first..set.alts.len());
         }
         if !lits.is_empty() {
-            // A full DFA: one table lookup per byte in the overlapping scan.
+            // A contiguous NFA: a full DFA scans a little faster but takes ten times
+            // as long to build (~15 ms of CPU at every start of every command).
             set.ac = AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&lits)
                 .or_else(|_| AhoCorasick::builder().match_kind(MatchKind::Standard).build(&lits))
                 .ok();
+            set.lits = lits;
             if set.ac.is_none() {
                 // No automaton: every alternative runs its regex.
                 for a in &mut set.alts {
@@ -175,7 +233,16 @@ impl PatternSet {
 
     /// A set with no patterns.
     pub fn empty() -> PatternSet {
-        PatternSet { patterns: Vec::new(), regex_alts: Vec::new(), alts: Vec::new(), ac: None, owners: Vec::new() }
+        PatternSet {
+            patterns: Vec::new(),
+            regex_alts: Vec::new(),
+            alts: Vec::new(),
+            ac: None,
+            dfa: OnceLock::new(),
+            lits: Vec::new(),
+            scans: std::sync::atomic::AtomicU32::new(0),
+            owners: Vec::new(),
+        }
     }
 
     /// Number of patterns.
@@ -183,10 +250,45 @@ impl PatternSet {
         self.patterns.len()
     }
 
+    /// Compiles every alternative of pattern `p` not compiled yet; the error names the
+    /// alternative (index within the pattern).
+    pub fn compile_pattern(&self, p: usize) -> Result<(), (usize, regex::Error)> {
+        let Some(range) = self.patterns.get(p) else { return Ok(()) };
+        for (i, alt) in self.alts.get(range.clone()).unwrap_or(&[]).iter().enumerate() {
+            if alt.re.get().is_none() {
+                let re = compile(&alt.pattern).map_err(|e| (i, e))?;
+                let _ = alt.re.set(Some(re));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the literal scan's full DFA now (a long-running process, a benchmark of
+    /// steady-state speed); otherwise it is built after many scans.
+    pub fn build_dfa(&self) {
+        if self.ac.is_some() {
+            self.dfa.get_or_init(|| {
+                AhoCorasick::builder().match_kind(MatchKind::Standard).kind(Some(AhoCorasickKind::DFA)).build(&self.lits).ok()
+            });
+        }
+    }
+
+    /// The automaton to scan with: the DFA once built, else the NFA.
+    fn automaton(&self) -> Option<&AhoCorasick> {
+        if let Some(Some(dfa)) = self.dfa.get() {
+            return Some(dfa);
+        }
+        let ac = self.ac.as_ref()?;
+        if self.scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == DFA_AFTER {
+            self.build_dfa();
+        }
+        Some(ac)
+    }
+
     /// Scans `hay` once for every literal.
     pub fn scan<'a>(&'a self, hay: &'a [u8]) -> Scan<'a> {
         let mut hits: Vec<Hit> = Vec::new();
-        if let Some(ac) = &self.ac {
+        if let Some(ac) = self.automaton() {
             with_lower(hay, |lower| {
                 for m in ac.find_overlapping_iter(lower) {
                     let (s, e) = (m.start(), m.end());
@@ -203,6 +305,22 @@ impl PatternSet {
         }
         hits.sort_unstable();
         Scan { set: self, hay, ascii: hay.is_ascii(), hits }
+    }
+}
+
+impl Alt {
+    /// The regex, compiled on first use (None if it does not compile: `rules check`
+    /// and the tests compile every default and operator alternative up front).
+    fn regex(&self) -> Option<&Regex> {
+        self.re
+            .get_or_init(|| match compile(&self.pattern) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    tracing::error!(pattern = %self.pattern, error = %e, "rule text pattern does not compile");
+                    None
+                }
+            })
+            .as_ref()
     }
 }
 
@@ -232,10 +350,11 @@ impl Scan<'_> {
         if !info.open && hits.is_empty() && !(info.ascii_only && !self.ascii) {
             return None;
         }
+        let re = info.regex()?;
         if need_span {
-            info.re.find(self.hay).map(|m| (m.start(), m.end()))
+            re.find(self.hay).map(|m| (m.start(), m.end()))
         } else {
-            info.re.is_match(self.hay).then_some((0, 0))
+            re.is_match(self.hay).then_some((0, 0))
         }
     }
 

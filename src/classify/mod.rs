@@ -172,6 +172,7 @@ mod tests {
     #[test]
     fn default_rules_compile_and_every_example_is_decided_by_its_rule() {
         let set = RuleSet::load(None).expect("default rules compile");
+        set.compile_regexes().expect("every default text pattern compiles");
         let (n, failures) = set.check_examples();
         assert!(n > 100, "only {n} examples");
         let report: Vec<String> =

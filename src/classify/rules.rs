@@ -9,8 +9,7 @@
 
 use super::status::{ReplyPattern, StatusCode, StatusPattern};
 use super::verdict::{Class, Fault, Reason};
-use super::matcher::PatternSet;
-use crate::parse::gate::Gate;
+use super::matcher::{PatternSet, Prepared};
 use crate::parse::{Kind, Record};
 use regex::bytes::Regex;
 use serde::Deserialize;
@@ -194,7 +193,7 @@ impl<'a> Facts<'a> {
 /// The SMTP command an error text names when the parser could not tell ("in reply to
 /// RCPT TO command", Yahoo's "[RCPT_TO]", Exim's "after MAIL FROM", ...), or "".
 fn command_in_text(text: &str) -> &'static str {
-    static MARKERS: std::sync::OnceLock<Option<Vec<(Regex, Gate)>>> = std::sync::OnceLock::new();
+    static MARKERS: std::sync::OnceLock<Option<Vec<Regex>>> = std::sync::OnceLock::new();
     const COMMANDS: [&str; 4] = ["RCPT", "MAIL", "DATA", "CONN"];
     let set = MARKERS.get_or_init(|| {
         [
@@ -204,7 +203,10 @@ fn command_in_text(text: &str) -> &'static str {
             r"(?i-u)refused to talk to me|after initial connection|my name was rejected|while performing the (helo|ehlo)",
         ]
         .iter()
-        .map(|p| Regex::new(p).ok().map(|re| (re, Gate::new(p, false))))
+        // `(?i-u)` folds ASCII letters only and the words are lower case: the same
+        // matches as a case-sensitive search of the lower-cased text, where the regex's
+        // own literal prefilter works (it has none for `(?i)`).
+        .map(|p| Regex::new(&p.replacen("(?i-u)", "(?-u)", 1)).ok())
         .collect()
     });
     let Some(set) = set else { return "" };
@@ -213,8 +215,7 @@ fn command_in_text(text: &str) -> &'static str {
     }
     // The first marker that matches names the command (as a set's lowest match would).
     let t = text.as_bytes();
-    let ascii = t.is_ascii();
-    crate::parse::gate::with_lower(t, |lower| set.iter().position(|(re, gate)| gate.may_match_lower(lower, ascii) && re.is_match(t)))
+    crate::parse::gate::with_lower(t, |lower| set.iter().position(|re| re.is_match(lower)))
         .and_then(|i| COMMANDS.get(i).copied())
         .unwrap_or("")
 }
@@ -340,16 +341,19 @@ fn ascii_pattern(p: &str) -> String {
     out
 }
 
-fn line_of(text: &str, id: &str) -> usize {
+/// The line (1-based) of the first `id` line naming `id`, among `id_lines` (line
+/// number, text): found once per file, not per rule.
+fn line_of(id_lines: &[(usize, &str)], id: &str) -> usize {
     let needle = format!("\"{id}\"");
-    text.lines().position(|l| l.trim_start().starts_with("id") && l.contains(&needle)).map_or(0, |n| n + 1)
+    id_lines.iter().find(|(_, l)| l.contains(&needle)).map_or(0, |(n, _)| n + 1)
 }
 
 /// Parses a rules file into specs (each with its line) and its pattern lists.
 pub fn parse_specs(file: &str, text: &str) -> Result<(Vec<(RuleSpec, usize)>, Lists), RulesError> {
     let parsed: RulesFile =
         toml::from_str(text).map_err(|e| RulesError::Parse { file: file.into(), message: e.to_string() })?;
-    let specs = parsed.rule.into_iter().map(|r| { let l = line_of(text, &r.id); (r, l) }).collect();
+    let id_lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| l.trim_start().starts_with("id")).collect();
+    let specs = parsed.rule.into_iter().map(|r| { let l = line_of(&id_lines, &r.id); (r, l) }).collect();
     Ok((specs, parsed.lists))
 }
 
@@ -414,7 +418,7 @@ impl RuleSet {
     pub fn compile(specs: Vec<(RuleSpec, String, usize)>) -> Result<RuleSet, RulesError> {
         let mut rules = Vec::with_capacity(specs.len());
         let mut patterns: Vec<String> = Vec::new();
-        let mut alternatives: Vec<Vec<(String, Regex)>> = Vec::new();
+        let mut alternatives: Vec<Vec<Prepared>> = Vec::new();
         let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for (spec, file, line) in specs {
@@ -431,18 +435,16 @@ impl RuleSet {
                 n => ReasonSpec::Fixed(Reason::from_name(n).ok_or_else(|| err(format!("unknown reason {n:?}")))?),
             };
             // One pattern per rule (its alternatives, matched as if joined). Each
-            // alternative is compiled once, here, where an error can name the rule.
+            // alternative is checked here, where an error can name the rule; its regex
+            // is compiled on first use (`compile_regexes` compiles them all).
             let mut idx = Vec::new();
             let mut bodies = Vec::new();
             let mut alts = Vec::new();
             for p in &spec.text {
                 let body = ascii_pattern(p);
-                let re = regex::bytes::RegexBuilder::new(&format!("(?i-u){body}"))
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| err(format!("text {p:?}: {e}")))?;
+                let prepared = Prepared::new(format!("(?i-u){body}")).map_err(|e| err(format!("text {p:?}: {e}")))?;
                 bodies.push(format!("(?:{body})"));
-                alts.push((body, re));
+                alts.push(prepared);
             }
             if !bodies.is_empty() {
                 let joined = format!("(?i-u){}", bodies.join("|"));
@@ -492,8 +494,37 @@ impl RuleSet {
                 spec,
             });
         }
-        let patterns = PatternSet::with_regexes(alternatives);
+        let patterns = PatternSet::with_alternatives(alternatives);
         Ok(RuleSet { rules, patterns })
+    }
+
+    /// Compiles the text patterns of the rules `which` selects now (they are otherwise
+    /// compiled on first use); the error names the rule and the text.
+    fn compile_regexes_of(&self, which: impl Fn(&Rule) -> bool) -> Result<(), RulesError> {
+        for rule in self.rules.iter().filter(|r| which(r)) {
+            for &p in &rule.patterns {
+                self.patterns.compile_pattern(p).map_err(|(alt, e)| RulesError::Rule {
+                    file: rule.origin.0.clone(),
+                    line: rule.origin.1,
+                    id: rule.spec.id.clone(),
+                    message: format!("text {:?}: {e}", rule.spec.text.get(alt).map_or("", String::as_str)),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles every rule's text patterns now (checks; benchmarks that time matching
+    /// alone): what would otherwise happen on first use.
+    pub fn compile_regexes(&self) -> Result<(), RulesError> {
+        self.compile_regexes_of(|_| true)
+    }
+
+    /// Prepares for a long run: every regex compiled and the literal scan's faster
+    /// automaton built (each otherwise happens on first use or after many records).
+    pub fn prepare(&self) -> Result<(), RulesError> {
+        self.patterns.build_dfa();
+        self.compile_regexes()
     }
 
     /// Loads the embedded defaults plus an optional operator file (name, text).
@@ -511,7 +542,13 @@ impl RuleSet {
         };
         let mut merged = merge(defaults, extra);
         expand_lists(&mut merged, &lists)?;
-        RuleSet::compile(merged)
+        let set = RuleSet::compile(merged)?;
+        // An operator's patterns are new: compile them now so a bad one (too big) fails
+        // at load, not silently at first use. The defaults are checked by the tests.
+        if let Some((name, _)) = operator {
+            set.compile_regexes_of(|r| r.origin.0 == name)?;
+        }
+        Ok(set)
     }
 
     /// A set with no rules (everything is undefined).

@@ -87,7 +87,7 @@ fn load(file: Option<&PathBuf>) -> Result<RuleSet, ExitCode> {
             }
         },
     };
-    loaded.map_err(|e| {
+    loaded.and_then(|set| set.compile_regexes().map(|()| set)).map_err(|e| {
         eprintln!("rebound: {e}");
         ExitCode::from(1)
     })

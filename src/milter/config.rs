@@ -24,6 +24,9 @@ pub struct MilterConfig {
     pub on_eom: OnEom,
     /// Largest message assembled for parsing; bigger ones are not recorded.
     pub max_message_bytes: usize,
+    /// Keep each recorded message's raw bytes (deflate-compressed) in `messages.raw` as
+    /// evidence, as `[lmtp] keep_raw` does for LMTP.
+    pub keep_raw: bool,
     /// Most MTA connections served at once; more are closed (the MTA tempfails).
     pub max_connections: usize,
     /// Seconds a connection may stay silent before it is closed.
@@ -42,6 +45,7 @@ impl Default for MilterConfig {
             reject_invalid_verp: false,
             on_eom: OnEom::Accept,
             max_message_bytes: 10 << 20,
+            keep_raw: true,
             max_connections: 256,
             idle_timeout_secs: 600,
             drain_timeout_secs: 30,
@@ -105,6 +109,8 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert!(!c.milter.policy(&c.verp).reject_invalid_verp);
         assert_eq!(c.milter.on_eom, OnEom::Accept);
+        assert!(c.milter.keep_raw);
+        assert!(!Config::from_toml("[milter]\nkeep_raw = false\n").unwrap().milter.keep_raw);
         assert!(Config::from_toml("[milter]\non_eom = \"bounce\"\n").is_err());
     }
 }

@@ -50,8 +50,9 @@ pub struct Prepared {
     pub events: Vec<event::NewEvent>,
 }
 
-/// Parses and classifies a delivery into its rows (CPU only, no I/O).
-pub fn prepare(d: &Delivery, classifier: &Classifier, now: i64) -> Prepared {
+/// Parses and classifies a delivery into its rows (CPU only, no I/O); the raw bytes
+/// are kept, compressed, when `keep_raw`.
+pub fn prepare(d: &Delivery, classifier: &Classifier, keep_raw: bool, now: i64) -> Prepared {
     let processed = pipeline::process_message(&d.raw, classifier);
     let mut events = Vec::new();
     for rcpt in &d.recipients {
@@ -70,7 +71,7 @@ pub fn prepare(d: &Delivery, classifier: &Classifier, now: i64) -> Prepared {
         sha256: crate::store::raw::hex_sha256(&d.raw),
         kind: kind.to_string(),
         size_bytes: i64::try_from(d.raw.len()).unwrap_or(i64::MAX),
-        raw_deflated: Some(crate::lmtp::delivery::deflate(&d.raw)),
+        raw_deflated: keep_raw.then(|| crate::store::raw::deflate(&d.raw)),
     };
     Prepared { message, parsed: processed.parsed, events }
 }
@@ -86,17 +87,24 @@ pub fn write(tx: &Transaction<'_>, verp: &crate::verp::VerpConfig, p: &Prepared,
     Ok(Recorded { message_id, kind: p.message.kind.clone(), events: events.len() })
 }
 
-/// The recorder on the store's single writer (group commit, synchronous=FULL).
+/// The recorder on the store's single writer (durable group commit).
 pub struct WriterRecorder {
     writer: Writer,
     classifier: Arc<Classifier>,
     verp: Arc<crate::verp::VerpConfig>,
+    keep_raw: bool,
 }
 
 impl WriterRecorder {
     /// A recorder submitting to `writer`.
     pub fn new(writer: Writer, classifier: Arc<Classifier>, verp: Arc<crate::verp::VerpConfig>) -> WriterRecorder {
-        WriterRecorder { writer, classifier, verp }
+        WriterRecorder { writer, classifier, verp, keep_raw: true }
+    }
+
+    /// The same recorder, keeping raw message bytes only when `keep` (`[milter] keep_raw`).
+    pub fn keep_raw(mut self, keep: bool) -> WriterRecorder {
+        self.keep_raw = keep;
+        self
     }
 }
 
@@ -105,8 +113,33 @@ impl Recorder for WriterRecorder {
         let now = chrono::Utc::now().timestamp();
         // Parsing and classifying happen here, on the caller's blocking thread; the
         // writer thread only inserts.
-        let prepared = Arc::new(prepare(delivery, &self.classifier, now));
+        let prepared = Arc::new(prepare(delivery, &self.classifier, self.keep_raw, now));
         let verp = self.verp.clone();
         Ok(self.writer.submit_blocking(move |tx| write(tx, &verp, &prepared, now))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery() -> Delivery {
+        Delivery {
+            queue_id: "Q1".into(),
+            sender: String::new(),
+            recipients: vec!["bounce@bounces.example".into()],
+            raw: b"From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered Mail\r\n\r\nbody\r\n".to_vec(),
+        }
+    }
+
+    #[test]
+    fn raw_bytes_are_kept_only_when_asked() {
+        let c = Classifier::default();
+        let kept = prepare(&delivery(), &c, true, 0);
+        let raw = kept.message.raw_deflated.expect("raw kept");
+        assert_eq!(crate::store::raw::inflate(&raw).expect("inflates"), delivery().raw);
+        let dropped = prepare(&delivery(), &c, false, 0);
+        assert!(dropped.message.raw_deflated.is_none());
+        assert_eq!(dropped.message.sha256, kept.message.sha256, "the digest does not depend on keeping the bytes");
     }
 }

@@ -33,13 +33,16 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
         pm.records = records;
         return pm;
     }
-    let mut records = dsn_records(&ctx, &orig_headers);
+    // The addresses that are never the failed recipient, for every reader below.
+    let exclude = mta::generic::excluded(&ctx, &orig_headers);
+    let mut records = dsn_records(&ctx, &exclude);
     mta::domino::refine(&ctx, &mut records);
     mta::mcafee::refine(&ctx, &mut records);
     mta::opensmtpd::refine(&ctx, &mut records);
+    mta::amazonses::refine_receiving(&mut records);
     let bounce_like = mta::looks_like_bounce(&ctx);
     if records.is_empty() && bounce_like {
-        records = mta::scan(&ctx, &orig_headers);
+        records = mta::scan(&ctx, &exclude);
     }
     if records.is_empty() && bounce_like && depth < 2 {
         // A report that returns another report (a forwarded DSN): read the inner one.
@@ -51,7 +54,11 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
         }
     }
     if records.is_empty() && bounce_like {
-        records = mta::scan_original_to(&ctx, &orig_headers);
+        records = mta::scan_original_to(&ctx, &orig_headers, &exclude);
+    }
+    mta::ezweb::refine(&ctx, &mut records);
+    if depth < 2 && !records.is_empty() && records.iter().all(says_nothing_of_why) {
+        complete_from_returned_report(&ctx, &mut records, depth);
     }
     if records.is_empty() {
         if let Some(r) = autoreply::parse(&ctx) {
@@ -63,9 +70,8 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
 }
 
 /// Records from the delivery-status parts, completed from the report text.
-fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
+fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
     let mut out = Vec::new();
-    let exclude = mta::generic::excluded(ctx, orig);
     // Some MTAs put the delivery-status fields in the text part.
     let inline: Vec<String> = if ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text) { vec![ctx.text.clone()] } else { Vec::new() };
     // With the fields in the text, only the prose above them completes a diagnostic
@@ -110,7 +116,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             let mut source = "Diagnostic-Code";
             if diag.is_empty() || text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
                 // The text part often holds the remote reply for this recipient.
-                let from_text = mta::generic::scan(report, &exclude, std::slice::from_ref(&r.recipient), false);
+                let from_text = mta::generic::scan(report, exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
                     diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
                     source = "report text near the recipient";
@@ -137,7 +143,7 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
             // failed recipient that never got a reply (connection-level failures).
             // A remote reply is more specific than the MTA's giving up: the hint is
             // only given when there is none (or the reply itself says it expired).
-            if mta::generic::EXPIRED.is_match(&r.diagnostic) || r.reply_code.is_none() && mta::generic::EXPIRED.is_match(text::prefix(&ctx.text, 8192)) {
+            if mta::generic::EXPIRED.is_match(&r.diagnostic) || r.reply_code.is_none() && mta::generic::report_expired(ctx) {
                 r.reason_hint = "expired".into();
                 r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
             } else if r.action == "failed" && r.status.starts_with('4') && r.reply_code.is_none() {
@@ -158,6 +164,39 @@ fn dsn_records(ctx: &Context, orig: &mime::Headers) -> Vec<Record> {
         }
     }
     out
+}
+
+/// A failure record with neither a status nor a reply code: the report names the
+/// recipient but not what the remote said.
+fn says_nothing_of_why(r: &Record) -> bool {
+    r.kind == Kind::Bounce && r.status.is_empty() && r.reply_code.is_none()
+}
+
+/// A report that says nothing of why may return a message that is itself a failure
+/// report for the same recipient (a forwarded bounce, bounced again): the remote's reply
+/// quoted there is the evidence there is. Its words are added to the diagnostic; the
+/// status and reply code stay what this report states (none).
+fn complete_from_returned_report(ctx: &Context, records: &mut [Record], depth: usize) {
+    let Some(inner) = ctx.original.as_deref() else { return };
+    // Only a returned body that names one of the recipients can report on them: most
+    // returned messages are ordinary mail and are not parsed again.
+    let body = inner.find("\n\n").and_then(|p| inner.get(p..)).unwrap_or("");
+    if !records.iter().any(|r| text::contains_ci(body, &r.recipient)) {
+        return;
+    }
+    let inner = parse_at_depth(inner.as_bytes(), depth + 1);
+    for r in records.iter_mut() {
+        let Some(i) = inner.records.iter().find(|i| {
+            i.kind == Kind::Bounce && i.recipient.eq_ignore_ascii_case(&r.recipient) && (!i.status.is_empty() || i.reply_code.is_some())
+        }) else {
+            continue;
+        };
+        r.diagnostic = text::collapse(&format!("{} {}", r.diagnostic, i.diagnostic));
+        if r.smtp_command.is_empty() {
+            r.smtp_command = i.smtp_command.clone();
+        }
+        r.provenance.push(("diagnostic".into(), "the returned message's own failure report for this recipient".into()));
+    }
 }
 
 /// Whether a Status says only "other or undefined" (RFC 3463 x.0.0, x.5.0) or is absent.

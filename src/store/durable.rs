@@ -1,11 +1,12 @@
-//! Making commits durable off the writer thread. In WAL mode the writer connection runs
-//! with `synchronous=NORMAL`: COMMIT only appends the transaction's frames to the `-wal`
-//! file. This thread then calls `fdatasync` on that file and only after it returns are
-//! the transaction's waiters answered, so every `Ok` reply is as durable as
-//! `synchronous=FULL` would make it. Two things are gained: the writer builds and
-//! commits the next transaction while the disk flushes the previous ones (one flush
-//! covers every transaction committed before it started), and `fdatasync` skips the
-//! inode timestamp journal commit that SQLite's own `fsync` pays on every COMMIT.
+//! Making commits durable with `fdatasync` of the WAL. In WAL mode the writer connection
+//! runs with `synchronous=NORMAL`: COMMIT only appends the transaction's frames to the
+//! `-wal` file. The writer then calls [`WalFile::flush`] on that file and only after it
+//! returns are the transaction's waiters answered, so every `Ok` reply is as durable as
+//! `synchronous=FULL` would make it, with `fdatasync` instead of the `fsync` SQLite pays
+//! on every COMMIT (which also journals the inode's timestamps). The flush runs on the
+//! writer thread itself: jobs that arrive meanwhile queue up and form the next batch, so
+//! every flush covers one transaction of everything that was waiting, and no thread hop
+//! sits between COMMIT and the answer.
 //!
 //! A failed flush is final: Linux may drop the unwritten pages and report success on a
 //! later call, so from then on every waiter is told the write failed (LMTP 451) until
@@ -14,11 +15,6 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender};
-use std::time::Instant;
-
-/// Committed but not yet flushed work: called with the outcome once flushed.
-pub(super) type Pending = Box<dyn FnOnce(Result<(), String>, &SyncInfo) + Send>;
 
 /// What one flush covered, for the observer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,46 +34,23 @@ pub(super) fn wal_path(conn: &rusqlite::Connection) -> Option<PathBuf> {
     mode.eq_ignore_ascii_case("wal").then(|| PathBuf::from(format!("{db}-wal")))
 }
 
-/// Starts the flushing thread for `wal`; committed work is sent to the returned sender.
-pub(super) fn start(wal: PathBuf) -> std::io::Result<(Sender<Pending>, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = std::sync::mpsc::channel::<Pending>();
-    let handle = std::thread::Builder::new().name("rebound-fsync".into()).spawn(move || sync_loop(wal, rx))?;
-    Ok((tx, handle))
-}
-
-fn sync_loop(wal: PathBuf, rx: Receiver<Pending>) {
-    let mut file = WalFile::new(wal);
-    let mut seq = 0u64;
-    let mut group: Vec<Pending> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        group.push(first);
-        // Everything already committed rides on the same flush.
-        group.extend(rx.try_iter());
-        let start = Instant::now();
-        let outcome = file.flush();
-        seq += 1;
-        let info = SyncInfo { seq, transactions: group.len(), sync_time: start.elapsed() };
-        for done in group.drain(..) {
-            done(outcome.clone(), &info);
-        }
-    }
-}
-
 /// The `-wal` file, flushed with `fdatasync`; a failed flush fails every later one.
-struct WalFile {
+pub(super) struct WalFile {
     path: PathBuf,
     file: Option<File>,
+    /// Device and inode of the file held, to notice a WAL replaced under us.
+    id: (u64, u64),
     failed: Option<String>,
 }
 
 impl WalFile {
     /// The WAL file at `path` (opened at the first flush).
-    fn new(path: PathBuf) -> WalFile {
-        WalFile { path, file: None, failed: None }
+    pub(super) fn new(path: PathBuf) -> WalFile {
+        WalFile { path, file: None, id: (0, 0), failed: None }
     }
 
     /// Makes everything written to the WAL so far durable.
-    fn flush(&mut self) -> Result<(), String> {
+    pub(super) fn flush(&mut self) -> Result<(), String> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -94,12 +67,11 @@ impl WalFile {
     /// the writer's never does while it runs; checked anyway), then syncs it.
     fn sync(&mut self) -> std::io::Result<()> {
         let current = std::fs::metadata(&self.path)?;
-        let same = match self.file.as_ref().map(File::metadata) {
-            Some(Ok(held)) => held.ino() == current.ino() && held.dev() == current.dev(),
-            _ => false,
-        };
-        if !same {
-            self.file = Some(File::options().read(true).write(true).open(&self.path)?);
+        if self.file.is_none() || self.id != (current.dev(), current.ino()) {
+            let file = File::options().read(true).write(true).open(&self.path)?;
+            let held = file.metadata()?;
+            self.id = (held.dev(), held.ino());
+            self.file = Some(file);
         }
         match &self.file {
             Some(f) => f.sync_data(),

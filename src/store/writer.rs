@@ -1,17 +1,16 @@
 //! The single writer: one thread owns the write connection. Callers send jobs over a
 //! bounded channel and await a oneshot reply. The thread drains whatever is queued,
-//! runs it as ONE transaction (group commit: one WAL flush for the batch), then answers
-//! every waiter. If the batch fails, each job is retried in its own transaction so a
-//! failing job fails only itself. A reply of `Ok` means committed and on disk: in WAL
-//! mode the flush happens on a second thread ([`super::durable`]) while the writer
-//! already runs the next batch.
+//! runs it as ONE transaction (group commit), makes it durable (one `fdatasync` of the
+//! WAL, [`super::durable`]), then answers every waiter; what arrived meanwhile is the
+//! next batch. If the batch fails, each job is retried in its own transaction so a
+//! failing job fails only itself. A reply of `Ok` means committed and on disk.
 
 use super::checkpoint;
 use super::durable::{self, SyncInfo};
 use super::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -91,15 +90,15 @@ impl Default for WriterOptions {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
-    producers: Arc<AtomicUsize>,
+    pacing: Arc<Pacing>,
 }
 
 /// Registers a steady producer (an LMTP session) while it lives; see [`Writer::producer`].
-pub struct ProducerGuard(Arc<AtomicUsize>);
+pub struct ProducerGuard(Arc<Pacing>);
 
 impl Drop for ProducerGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.producers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -143,26 +142,25 @@ impl Writer {
                     checkpointer = Some(c);
                     helpers.push(handle);
                 }
-                let (flush, handle) = durable::start(wal)?;
-                helpers.push(handle);
-                Flush::Thread(flush)
+                Flush::Wal(durable::WalFile::new(wal))
             }
             None => Flush::InCommit,
         };
         let max_batch = options.max_batch.max(1);
-        let producers = Arc::new(AtomicUsize::new(0));
-        let pacing = Pacing { producers: producers.clone() };
+        let pacing = Arc::new(Pacing::default());
+        let shared = pacing.clone();
         let handle = std::thread::Builder::new()
             .name("rebound-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, observe, flush, checkpointer, pacing))?;
-        Ok((Writer { tx, producers }, WriterThread { handle, helpers }))
+            .spawn(move || writer_loop(conn, rx, max_batch, observe, flush, checkpointer, &shared))?;
+        let _ = pacing.writer.set(handle.thread().clone());
+        Ok((Writer { tx, pacing }, WriterThread { handle, helpers }))
     }
 
     /// Counts a connection that may submit work while the guard lives. The writer uses
     /// the count to wait briefly for stragglers when a batch is smaller than it.
     pub fn producer(&self) -> ProducerGuard {
-        self.producers.fetch_add(1, Ordering::Relaxed);
-        ProducerGuard(self.producers.clone())
+        self.pacing.producers.fetch_add(1, Ordering::Relaxed);
+        ProducerGuard(self.pacing.clone())
     }
 
     /// Jobs waiting in the channel (not yet taken by the writer).
@@ -179,6 +177,7 @@ impl Writer {
         let (reply, wait) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(FnJob { f, out: None, reply });
         self.tx.send(job).await.map_err(|_| WriteError::Stopped)?;
+        self.pacing.arrived();
         wait.await.map_err(|_| WriteError::Stopped)?
     }
 
@@ -191,6 +190,7 @@ impl Writer {
         let (reply, wait) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(FnJob { f, out: None, reply });
         self.tx.blocking_send(job).map_err(|_| WriteError::Stopped)?;
+        self.pacing.arrived();
         wait.blocking_recv().map_err(|_| WriteError::Stopped)?
     }
 }
@@ -202,43 +202,50 @@ fn writer_loop(
     observe: Observer,
     flush: Flush,
     checkpointer: Option<checkpoint::Checkpointer>,
-    pacing: Pacing,
+    pacing: &Pacing,
 ) {
-    let mut done = Committed { observe, flush, syncs: 0, last_sync: Default::default() };
+    let mut done = Committed { observe, flush, syncs: 0, last_sync: Duration::ZERO };
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    let mut ran: Vec<Ran> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         drain(&mut rx, &mut batch, max_batch);
         // Commit delay: when flushes are slow (a real disk under load) and fewer jobs
         // are queued than sessions are open, the others are most likely a round trip
-        // (or the rest of a flush) away. Waiting a fraction of a
-        // flush for them makes one batch of two half-size ones: sessions then stay in
-        // step, one flush answers them all, and each message waits one flush, not two.
-        let slow = done.last_sync_time();
+        // away. Waiting a fraction of a flush for them makes one batch of two
+        // half-size ones: sessions then stay in step and one flush answers them all.
+        let slow = done.last_sync;
         let expected = pacing.expected().min(max_batch);
         if batch.len() < expected && slow >= COMMIT_DELAY_FROM {
             let deadline = Instant::now() + (slow / 2).min(MAX_COMMIT_DELAY);
-            while batch.len() < pacing.expected().min(max_batch) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(50));
+            // Woken by each job that arrives (see `Pacing::arrived`), not by polling.
+            pacing.waiting.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            loop {
                 drain(&mut rx, &mut batch, max_batch);
+                let now = Instant::now();
+                if batch.len() >= pacing.expected().min(max_batch) || now >= deadline {
+                    break;
+                }
+                std::thread::park_timeout(deadline - now);
             }
+            pacing.waiting.store(false, Ordering::SeqCst);
         }
         let start = Instant::now();
         let jobs = batch.len();
         match run_batch(&mut conn, &mut batch) {
-            Ok(()) => done.committed(std::mem::take(&mut batch), start, true),
-            Err(e) if jobs == 1 => done.failed(std::mem::take(&mut batch), start, &e),
+            Ok(()) => ran.push(Ran::new(std::mem::take(&mut batch), start, Ok(()), true)),
+            Err(e) if jobs == 1 => ran.push(Ran::new(std::mem::take(&mut batch), start, Err(e), false)),
             Err(e) => {
                 tracing::warn!(jobs, error = %e, "group commit failed; retrying each job alone");
                 for mut job in batch.drain(..) {
                     let one = Instant::now();
-                    match run_batch(&mut conn, std::slice::from_mut(&mut job)) {
-                        Ok(()) => done.committed(vec![job], one, false),
-                        Err(e) => done.failed(vec![job], one, &e),
-                    }
+                    let result = run_batch(&mut conn, std::slice::from_mut(&mut job));
+                    ran.push(Ran::new(vec![job], one, result, false));
                 }
             }
         }
+        done.settle(&mut ran);
         if batch.capacity() < max_batch {
             batch.reserve(max_batch);
         }
@@ -266,17 +273,32 @@ const COMMIT_DELAY_FROM: Duration = Duration::from_micros(500);
 /// The longest a batch waits for stragglers.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 
-/// What the commit delay looks at: open sessions.
+/// What the commit delay looks at (open sessions) and how it is woken.
+#[derive(Default)]
 struct Pacing {
-    producers: Arc<AtomicUsize>,
+    producers: AtomicUsize,
+    /// Set while the writer waits for stragglers: submitters then wake it.
+    waiting: AtomicBool,
+    /// The writer thread, to unpark.
+    writer: OnceLock<std::thread::Thread>,
 }
 
 impl Pacing {
-    /// Jobs worth waiting for: every open session. Those whose jobs are still being
-    /// flushed count too: waiting for them (bounded by the deadline) merges the two
-    /// halves that otherwise alternate forever, each waiting on the other's flush.
+    /// Jobs worth waiting for: every open session.
     fn expected(&self) -> usize {
         self.producers.load(Ordering::Relaxed)
+    }
+
+    /// A job was queued: wakes the writer if it waits for stragglers. (The writer sets
+    /// `waiting` before it drains the queue, so a job it missed sees the flag set; a
+    /// wake-up lost anyway would only make it wait until its deadline.)
+    fn arrived(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) {
+            if let Some(t) = self.writer.get() {
+                t.unpark();
+            }
+        }
     }
 }
 
@@ -284,82 +306,81 @@ impl Pacing {
 enum Flush {
     /// SQLite syncs inside COMMIT (not WAL, or no file).
     InCommit,
-    /// `fdatasync` of the WAL on the flusher thread.
-    Thread(std::sync::mpsc::Sender<durable::Pending>),
+    /// `fdatasync` of the WAL by the writer, after COMMIT.
+    Wal(durable::WalFile),
 }
 
-/// Answers committed or failed jobs: at once, or once they are durable.
+/// One transaction's jobs and how it ended, waiting to be answered.
+struct Ran {
+    jobs: Vec<Box<dyn Job>>,
+    start: Instant,
+    commit_time: Duration,
+    result: Result<(), StoreError>,
+    grouped: bool,
+}
+
+impl Ran {
+    fn new(jobs: Vec<Box<dyn Job>>, start: Instant, result: Result<(), StoreError>, grouped: bool) -> Ran {
+        Ran { jobs, start, commit_time: start.elapsed(), result, grouped }
+    }
+}
+
+/// Makes committed transactions durable and answers their jobs.
 struct Committed {
     observe: Observer,
     flush: Flush,
     syncs: u64,
-    /// Microseconds the last flush (or COMMIT, without a flusher) took.
-    last_sync: Arc<AtomicU64>,
+    /// How long the last flush (or COMMIT, without a WAL) took.
+    last_sync: Duration,
 }
 
 impl Committed {
-    fn last_sync_time(&self) -> Duration {
-        Duration::from_micros(self.last_sync.load(Ordering::Relaxed))
-    }
-
-    fn committed(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, grouped: bool) {
-        let commit_time = start.elapsed();
-        self.answer(jobs, start, move |outcome, sync, durable_time| {
-            let stats = BatchStats { jobs: 0, commit_time, durable_time, grouped, sync: *sync };
-            (outcome.map_err(WriteError::Failed), stats)
-        });
-    }
-
-    fn failed(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, e: &StoreError) {
-        tracing::error!(error = %e, "store write failed");
-        let error = WriteError::Failed(e.to_string());
-        let time = start.elapsed();
-        self.answer(jobs, start, move |_, _, _| {
-            let stats = BatchStats { jobs: 0, commit_time: time, durable_time: time, grouped: false, sync: SyncInfo::default() };
-            (Err(error), stats)
-        });
-    }
-
-    /// Answers `jobs` with what `outcome` makes of the flush result, then observes the
-    /// batch: at once without a flusher, else in commit order once the flusher got to
-    /// them (failures too, so observers see batches in the order they ran).
-    fn answer<F>(&mut self, jobs: Vec<Box<dyn Job>>, start: Instant, outcome: F)
-    where
-        F: FnOnce(Result<(), String>, &SyncInfo, Duration) -> (Result<(), WriteError>, BatchStats) + Send + 'static,
-    {
-        let observer = self.observe.clone();
-        let last_sync = self.last_sync.clone();
-        let n = jobs.len();
-        let finish = move |flushed: Result<(), String>, sync: &SyncInfo| {
-            let (result, mut stats) = outcome(flushed, sync, start.elapsed());
-            stats.jobs = n;
-            if sync.seq > 0 {
-                let took = if sync.sync_time.is_zero() { stats.commit_time } else { sync.sync_time };
-                last_sync.store(took.as_micros() as u64, Ordering::Relaxed);
-            }
-            observe(&observer, &stats);
-            for job in jobs {
-                job.finish(result.clone());
-            }
-        };
-        match &self.flush {
-            Flush::Thread(flush) => {
-                if let Err(std::sync::mpsc::SendError(pending)) = flush.send(Box::new(finish)) {
-                    pending(Err("WAL flush thread stopped".into()), &SyncInfo::default());
+    /// Flushes once for every transaction in `ran` that committed, then answers them
+    /// all in commit order (failures too, so observers see batches as they ran).
+    fn settle(&mut self, ran: &mut Vec<Ran>) {
+        let committed = ran.iter().filter(|r| r.result.is_ok()).count();
+        let (flushed, sync) = if committed == 0 {
+            (Ok(()), SyncInfo::default())
+        } else {
+            self.syncs += 1;
+            match &mut self.flush {
+                Flush::Wal(file) => {
+                    let t = Instant::now();
+                    let outcome = file.flush();
+                    let sync_time = t.elapsed();
+                    self.last_sync = sync_time;
+                    (outcome, SyncInfo { seq: self.syncs, transactions: committed, sync_time })
+                }
+                Flush::InCommit => {
+                    // The COMMIT itself synced (synchronous=FULL, or no file).
+                    self.last_sync = ran.iter().map(|r| r.commit_time).max().unwrap_or_default();
+                    (Ok(()), SyncInfo { seq: self.syncs, transactions: committed, sync_time: Duration::ZERO })
                 }
             }
-            Flush::InCommit => {
-                // The COMMIT itself synced (synchronous=FULL, or no file).
-                self.syncs += 1;
-                finish(Ok(()), &SyncInfo { seq: self.syncs, transactions: 1, sync_time: Duration::ZERO });
+        };
+        for r in ran.drain(..) {
+            let outcome = match &r.result {
+                Ok(()) => flushed.clone().map_err(WriteError::Failed),
+                Err(e) => {
+                    tracing::error!(error = %e, "store write failed");
+                    Err(WriteError::Failed(e.to_string()))
+                }
+            };
+            let ok = r.result.is_ok();
+            let stats = BatchStats {
+                jobs: r.jobs.len(),
+                commit_time: r.commit_time,
+                durable_time: r.start.elapsed(),
+                grouped: r.grouped,
+                sync: if ok { sync } else { SyncInfo::default() },
+            };
+            if let Ok(mut f) = self.observe.lock() {
+                f(&stats);
+            }
+            for job in r.jobs {
+                job.finish(outcome.clone());
             }
         }
-    }
-}
-
-fn observe(observer: &Observer, stats: &BatchStats) {
-    if let Ok(mut f) = observer.lock() {
-        f(stats);
     }
 }
 

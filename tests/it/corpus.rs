@@ -1,8 +1,8 @@
 //! Accuracy on the Sisimai corpus (../shared/corpus/sisimai), scored the way
 //! score.py scores it: `rebound parse --format jsonl DIR` is run and each expected
 //! record is matched by file, message index and recipient (case-insensitive).
-//! Skipped with a notice when the corpus is absent. Reason and hard/soft thresholds
-//! need the classifier: they are asserted when REBOUND_GATE_CLASSIFY=1.
+//! Skipped with a notice when the corpus is absent. Fails below the bars:
+//! recipient 99.5 %, reason 97 %, hard 99 %, status 97 %, no record for ordinary mail.
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -133,12 +133,6 @@ fn sisimai_corpus_meets_the_thresholds() {
     assert!(recipient >= 99.5, "recipient {recipient:.2}% < 99.5; misses: {:?}", s.misses);
     assert!(stated >= 97.0, "stated status {stated:.2}% < 97");
     assert!(status >= 97.0, "status {status:.2}% < 97");
-    // Reason and hard are short of the 97/99 (the misses left are Sisimai's own
-    // readings, see the README); these floors catch a regression, the gate the target.
-    assert!(reason >= 96.5, "reason {reason:.2}% < 96.5");
-    assert!(hard >= 98.0, "hard {hard:.2}% < 98");
-    if std::env::var("REBOUND_GATE_CLASSIFY").is_ok_and(|v| v == "1") {
-        assert!(reason >= 97.0, "reason {reason:.2}% < 97");
-        assert!(hard >= 99.0, "hard {hard:.2}% < 99");
-    }
+    assert!(reason >= 97.0, "reason {reason:.2}% < 97");
+    assert!(hard >= 99.0, "hard {hard:.2}% < 99");
 }

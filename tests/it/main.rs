@@ -20,3 +20,4 @@ mod postfix_e2e;
 mod crash;
 mod hostile;
 mod fuzz_regressions;
+mod variants;

@@ -117,3 +117,65 @@ fn sender_blocks_are_not_dead_addresses() {
         assert!(!v.hard, "{text}");
     }
 }
+
+/// au/EZweb states why in one English sentence for all the recipients it lists; that
+/// sentence, not the internal server's reply quoted beside the address, decides, and a
+/// sentence that only frames a quoted reply leaves the reply to decide.
+#[test]
+fn ezweb_notice_statement_decides_over_the_quoted_reply() {
+    let c = Classifier::with_default_rules();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/ezweb-account-disabled.eml");
+    let raw = std::fs::read(&path).unwrap();
+    let p = rebound::pipeline::process_message(&raw, &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard), (Reason::Suspend, false), "{:?}", p.records[0].record.diagnostic);
+
+    let framed = String::from_utf8(raw)
+        .unwrap()
+        .replace("The user(s) account is disabled.", "Each of the following recipients was rejected by a remote\nmail server.");
+    let p = rebound::pipeline::process_message(framed.as_bytes(), &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true), "{:?}", p.records[0].record.diagnostic);
+}
+
+/// A notice that names the recipient but not why (InterScan's "Unable to deliver message
+/// to") takes the reason from the message it returns when that is itself a failure
+/// report for the same recipient; an ordinary returned message adds nothing.
+#[test]
+fn a_returned_failure_report_says_why_when_the_notice_does_not() {
+    let c = Classifier::with_default_rules();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/interscan-returned-report.eml");
+    let raw = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    let p = rebound::pipeline::process_message(raw.as_bytes(), &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true), "{:?}", p.records[0].record.diagnostic);
+    assert_eq!(p.records[0].record.status, "", "the notice itself states no status");
+
+    let start = raw.find("This is the mail system").unwrap();
+    let end = raw.find("--------------InterScan_NT_MIME_Boundary--").unwrap();
+    let plain = format!("{}See you on Monday.\n\n{}", &raw[..start], &raw[end..]);
+    let p = rebound::pipeline::process_message(plain.as_bytes(), &c);
+    assert_eq!(p.records[0].record.recipient, "jan.devries@example.nl");
+    assert!(!p.records[0].verdict.hard);
+    assert_eq!(p.records[0].verdict.reason, Reason::Undefined);
+}
+
+/// Amazon SES receiving writes a DSN only for a receipt rule's Bounce action, whose reply
+/// the account chose: its "Mailbox does not exist" is that rule refusing the mail (soft,
+/// the recipient side's doing), while the same words from any other reporter stay an
+/// unknown address.
+#[test]
+fn an_ses_receipt_rule_bounce_is_a_filter_not_a_dead_address() {
+    let c = Classifier::with_default_rules();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/ses-receiving-receipt-rule.eml");
+    let raw = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    let p = rebound::pipeline::process_message(raw.as_bytes(), &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard, v.fault), (Reason::Filtered, false, Fault::Recipient));
+    assert_eq!(p.records[0].record.status, "5.1.1");
+
+    let other = raw.replace("Reporting-MTA: dns; inbound-smtp.eu-west-1.amazonaws.com", "Reporting-MTA: dns; mx.support.example.org");
+    let p = rebound::pipeline::process_message(other.as_bytes(), &c);
+    let v = &p.records[0].verdict;
+    assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true));
+}

@@ -1,5 +1,7 @@
 //! Amazon SES notifications delivered by e-mail (SNS): a JSON document with
-//! notificationType Bounce, Complaint or Delivery.
+//! notificationType Bounce, Complaint or Delivery. Also SES receiving's own DSNs
+//! (Reporting-MTA inbound-smtp.REGION.amazonaws.com): each is a receipt rule's Bounce
+//! action, the reply code, status and text being what the account configured.
 
 use crate::parse::context::Context;
 use crate::parse::record::{Kind, Record};
@@ -82,4 +84,44 @@ pub fn parse(ctx: &Context) -> Option<Vec<Record>> {
     }
     out.retain(|r| r.recipient.contains('@'));
     Some(out)
+}
+
+/// Whether a host is an SES receiving endpoint (inbound-smtp.REGION.amazonaws.com).
+fn is_ses_inbound(host: &str) -> bool {
+    let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    h.starts_with("inbound-smtp.") && h.ends_with(".amazonaws.com")
+}
+
+/// Marks the reports SES receiving writes itself (after accepting the mail: a receipt
+/// rule's Bounce action) that refuse an address as a filter's: the rule chose the reply,
+/// so its "Mailbox does not exist" (x.1.1) is the account's rule refusing the mail, not
+/// a lookup that found no such mailbox. SES's refusal of a recipient during the SMTP
+/// session (it is then the remote MTA in another MTA's report) is its own check, and
+/// stays what it says.
+pub fn refine_receiving(records: &mut [Record]) {
+    for r in records.iter_mut().filter(|r| is_ses_inbound(&r.reporting_mta)) {
+        r.agent = "ReceivingSES".into();
+        if r.reason_hint.is_empty() && r.status.get(1..) == Some(".1.1") {
+            r.reason_hint = "filtered".into();
+            r.provenance.push(("reason_hint".into(), "SES receiving: a receipt rule's Bounce action".into()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ses_receiving_refusals_are_a_rule_s() {
+        let mut rs = vec![
+            Record { reporting_mta: "inbound-smtp.eu-west-1.amazonaws.com".into(), status: "5.1.1".into(), ..Default::default() },
+            Record { reporting_mta: "inbound-smtp.us-east-1.amazonaws.com".into(), status: "5.3.4".into(), ..Default::default() },
+            Record { reporting_mta: "ec2-192-0-2-1.compute-1.amazonaws.com".into(), status: "5.1.1".into(), ..Default::default() },
+            Record { reporting_mta: "mx.example.com".into(), remote_mta: "inbound-smtp.us-west-2.amazonaws.com".into(), status: "5.1.1".into(), ..Default::default() },
+        ];
+        refine_receiving(&mut rs);
+        let hints: Vec<&str> = rs.iter().map(|r| r.reason_hint.as_str()).collect();
+        assert_eq!(hints, ["filtered", "", "", ""]);
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod amazonses;
 pub mod domino;
+pub mod ezweb;
 pub mod fml;
 pub mod generic;
 pub mod google;
@@ -41,13 +42,13 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
     BOUNCE_TEXT.is_match(text::prefix(&ctx.text, 3000))
 }
 
-static BOUNCE_TEXT: LazyLock<Gated> = LazyLock::new(|| {
-    crate::parse::text::gated(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex") // ok: constant pattern, compiled by the unit tests
+static BOUNCE_TEXT: LazyLock<crate::parse::gate::Folded> = LazyLock::new(|| {
+    crate::parse::text::folded(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationtype"\s*:"#).expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
-/// Records read from the report text when no delivery-status part gave any.
-pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
-    let exclude = generic::excluded(ctx, orig);
+/// Records read from the report text when no delivery-status part gave any; `exclude`
+/// is [`generic::excluded`].
+pub fn scan(ctx: &Context, exclude: &[String]) -> Vec<Record> {
     let known: Vec<String> = ctx
         .headers
         .get_all("x-failed-recipients")
@@ -59,20 +60,19 @@ pub fn scan(ctx: &Context, orig: &Headers) -> Vec<Record> {
     if let Some(r) = fml::parse(ctx) {
         return r;
     }
-    let mut records = generic::scan(ctx, &exclude, &known, true);
+    let mut records = generic::scan(ctx, exclude, &known, true);
     google::refine(ctx, &mut records);
     records
 }
 
 /// Last resort: nothing in the report names the recipient, the original's To does.
-pub fn scan_original_to(ctx: &Context, orig: &Headers) -> Vec<Record> {
+pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &[String]) -> Vec<Record> {
     if ctx.original.is_none() {
         return Vec::new();
     }
-    let exclude = generic::excluded(ctx, orig);
     let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
     if to.is_empty() || to.len() > 3 {
         return Vec::new();
     }
-    generic::scan(ctx, &exclude, &to, false)
+    generic::scan(ctx, exclude, &to, false)
 }
