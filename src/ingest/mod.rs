@@ -332,7 +332,7 @@ fn read_stream(file: usize, input: &Input, out: &mut Batcher<'_>) -> Read {
             return Read::Done;
         }
     };
-    if input.walked && !r.fill_buf().is_ok_and(|head| looks_like_message(head)) {
+    if input.walked && !r.fill_buf().is_ok_and(looks_like_message) {
         return Read::Skipped;
     }
     let mut reader = MessageReader::new(r, out.opts.max_message_bytes);
