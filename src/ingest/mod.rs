@@ -256,7 +256,7 @@ const FIRST_CHUNK_MESSAGES: usize = 16;
 enum Read {
     /// Read (or failed, with the error in the chunk): counted as a file.
     Done,
-    /// A walked file that is not a message (or could not be opened): not counted.
+    /// A walked file that is not a message (or is gone): not counted.
     Skipped,
     /// The workers or the writer stopped.
     Stop,
@@ -300,11 +300,17 @@ impl Batcher<'_> {
     }
 }
 
+/// A file found by walking that is gone by the time it is read (a maildir message moved
+/// from new/ to cur/ meanwhile): not an error. Any other failure to read it is one.
+fn vanished(input: &Input, e: &std::io::Error) -> bool {
+    input.walked && e.kind() == std::io::ErrorKind::NotFound
+}
+
 /// A small file: one read, the message check on the bytes read, split in memory.
 fn read_whole(file: usize, input: &Input, out: &mut Batcher<'_>) -> Read {
     let data = match std::fs::read(&input.path) {
         Ok(d) => d,
-        Err(_) if input.walked => return Read::Skipped,
+        Err(e) if vanished(input, &e) => return Read::Skipped,
         Err(e) => {
             out.chunk.errors.push(format!("{}: {e}", input.path.display()));
             return Read::Done;
@@ -326,7 +332,7 @@ fn read_stream(file: usize, input: &Input, out: &mut Batcher<'_>) -> Read {
     let path = &input.path;
     let mut r = match std::fs::File::open(path) {
         Ok(f) => BufReader::with_capacity(1 << 20, f),
-        Err(_) if input.walked => return Read::Skipped,
+        Err(e) if vanished(input, &e) => return Read::Skipped,
         Err(e) => {
             out.chunk.errors.push(format!("{}: {e}", path.display()));
             return Read::Done;

@@ -129,6 +129,29 @@ fn ingest_reads_mbox_and_maildir_but_not_maildir_tmp() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
 }
 
+#[test]
+fn ingest_reports_an_unreadable_file_in_a_directory_and_stores_the_rest() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let md = dir.path().join("in");
+    std::fs::create_dir_all(&md).unwrap();
+    std::fs::write(md.join("a.eml"), "Subject: a\n\nx\n").unwrap();
+    let locked = md.join("b.eml");
+    std::fs::write(&locked, "Subject: b\n\ny\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&locked).is_ok() {
+        eprintln!("NOTICE: running with permission to read a mode-000 file (root); unreadable-file check skipped");
+        return;
+    }
+    let o = rebound(&db, &["ingest", "-q", md.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("b.eml"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(summary_field(&out, "stored"), 1, "{out}");
+    assert_eq!(summary_field(&out, "errors"), 1, "{out}");
+}
+
 /// A store with three suppressed-like addresses and one active one.
 fn suppression_store(dir: &Path) -> PathBuf {
     let db = dir.join("r.db");
