@@ -81,6 +81,14 @@ impl Classifier {
         }
     }
 
+    /// The classifier for a long-running server: every pattern compiled and the fast
+    /// literal scan built now, so the first messages are not the slow ones.
+    pub fn for_server(config: &ClassifyConfig) -> Result<Classifier, ClassifyError> {
+        let c = Classifier::from_config(config)?;
+        c.rules.prepare()?;
+        Ok(c)
+    }
+
     /// The compiled rules, in evaluation order.
     pub fn rules(&self) -> &RuleSet {
         &self.rules

@@ -34,7 +34,7 @@ impl SharedClassifier {
 
     /// Rebuilds the classifier from `config`; on error the old one stays in force.
     pub fn reload(&self, config: &ClassifyConfig) -> Result<usize, ClassifyError> {
-        let classifier = Classifier::from_config(config)?;
+        let classifier = Classifier::for_server(config)?;
         let rules = classifier.rules().rules().len();
         self.replace(classifier);
         Ok(rules)

@@ -44,7 +44,7 @@ pub fn run(g: &super::Globals, a: FollowArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
     let conn = rebound::store::open(&config.store.db)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
-    let classifier = Arc::new(SharedClassifier::new(Classifier::from_config(&config.classify)?));
+    let classifier = Arc::new(SharedClassifier::new(Classifier::for_server(&config.classify)?));
     let poll = Duration::from_millis(a.poll_ms.unwrap_or(config.follow.poll_interval_ms).max(10));
     let stdin = a.file.as_os_str() == "-";
     if !stdin && !a.file.exists() && a.once {

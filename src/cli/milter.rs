@@ -56,7 +56,7 @@ pub fn run(g: &super::Globals, a: MilterArgs) -> anyhow::Result<ExitCode> {
     let check = Arc::new(VerpTokenCheck::new(keys, config.verp.clone()));
     let conn = rebound::store::open(&config.store.db).map_err(|e| anyhow::anyhow!("{}: {e}", config.store.db.display()))?;
     let (writer, writer_thread) = Writer::start(conn, WriterOptions::default(), |_| {})?;
-    let classifier = Arc::new(Classifier::from_config(&config.classify)?);
+    let classifier = Arc::new(Classifier::for_server(&config.classify)?);
     let recorder = WriterRecorder::new(writer, classifier, Arc::new(config.verp.clone())).keep_raw(config.milter.keep_raw);
     let ctx = Arc::new(SessionContext {
         policy: Arc::new(policy),

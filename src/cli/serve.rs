@@ -91,7 +91,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
-    let classifier = Arc::new(SharedClassifier::new(rebound::classify::Classifier::from_config(&config.classify)?));
+    let classifier = Arc::new(SharedClassifier::new(rebound::classify::Classifier::for_server(&config.classify)?));
     // Mail logs named in [follow] are followed beside the LMTP server (same store).
     let followers =
         rebound::maillog::spawn_followers(&config.follow, &config.verp, &config.store.db, classifier.clone());
