@@ -333,29 +333,44 @@ fn renames(m: &[u8], recipients: &[String]) -> Vec<(String, String)> {
     out
 }
 
-/// Unfolds folded Subject/To fields of the top header, or folds long ones at 60 columns.
-fn refold(m: &[u8]) -> Option<Vec<u8>> {
+/// Unfolds folded fields named in `names`, or folds long ones at 60 columns: in the top
+/// header only, or (`everywhere`) in every block of header fields (returned headers,
+/// delivery-status groups).
+fn refold(m: &[u8], names: &[&str], everywhere: bool) -> Option<Vec<u8>> {
     let (head_end, _) = split_head(m)?;
     let eol = eol_of(m);
-    let head = &m[..head_end];
-    let mut lines: Vec<Vec<u8>> = head.split_inclusive(|&b| b == b'\n').map(|l| l.to_vec()).collect();
-    let mut changed = false;
-    let mut i = 0;
+    let mut lines: Vec<Vec<u8>> = m.split_inclusive(|&b| b == b'\n').map(|l| l.to_vec()).collect();
+    let is_field = |l: &[u8]| {
+        let name_len = l.iter().take_while(|&&b| b.is_ascii_alphanumeric() || b == b'-').count();
+        name_len > 0 && l.get(name_len) == Some(&b':')
+    };
     let target = |l: &[u8]| {
         let l = l.to_ascii_lowercase();
-        l.starts_with(b"subject:") || l.starts_with(b"to:")
+        names.iter().any(|n| l.starts_with(n.as_bytes()) && l.get(n.len()) == Some(&b':'))
     };
+    let mut changed = false;
     let mut out: Vec<u8> = Vec::new();
+    let (mut i, mut pos) = (0, 0);
+    let mut in_fields = true;
     while i < lines.len() {
         let line = std::mem::take(&mut lines[i]);
         i += 1;
-        if !target(&line) {
+        let at = pos;
+        pos += line.len();
+        if trim_eol(&line).is_empty() {
+            in_fields = everywhere && lines.get(i).is_some_and(|l| is_field(l));
+            out.extend_from_slice(&line);
+            continue;
+        }
+        // A line ending in "=" is a quoted-printable soft break, not a fold.
+        if !in_fields || (!everywhere && at >= head_end) || !target(&line) || trim_eol(&line).ends_with(b"=") {
             out.extend_from_slice(&line);
             continue;
         }
         let mut whole = trim_eol(&line).to_vec();
         let mut folded = false;
         while i < lines.len() && (lines[i].starts_with(b" ") || lines[i].starts_with(b"\t")) {
+            pos += lines[i].len();
             whole.extend_from_slice(trim_eol(&lines[i]));
             folded = true;
             i += 1;
@@ -375,12 +390,13 @@ fn refold(m: &[u8]) -> Option<Vec<u8>> {
                 changed = true;
             }
             out.extend_from_slice(rest);
-            out.extend_from_slice(eol);
+            if line.ends_with(b"\n") {
+                out.extend_from_slice(eol);
+            }
         } else {
             out.extend_from_slice(&line);
         }
     }
-    out.extend_from_slice(&m[head_end..]);
     changed.then_some(out)
 }
 
@@ -451,7 +467,8 @@ fn verdicts_do_not_depend_on_incidental_bytes() {
                 };
                 check("rename", Some(v), &rename);
             }
-            check("refold", refold(msg), &same);
+            check("refold", refold(msg, &["subject", "to"], false), &same);
+            check("refold-all", refold(msg, &["subject", "to", "diagnostic-code"], true), &same);
         }
     }
     let mut total = 0;
