@@ -103,6 +103,39 @@ fn mbox_pair(m: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Every MIME boundary replaced by another of a different length and alphabet.
+fn new_boundaries(m: &[u8]) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(m);
+    let re = regex::Regex::new(r#"(?i)\bboundary=(?:"([^"\r\n]+)"|([^\s;"]+))"#).unwrap();
+    let mut v = m.to_vec();
+    let mut any = false;
+    for (n, c) in re.captures_iter(&text).enumerate() {
+        let Some(b) = c.get(1).or(c.get(2)).map(|x| x.as_str().to_string()) else { continue };
+        if b.len() < 8 || !b.is_ascii() {
+            continue;
+        }
+        let new = format!("=_Part_{n}_{}.variant", "9".repeat(n % 5 + 3));
+        v = replace_all(&v, b.as_bytes(), new.as_bytes());
+        any = true;
+    }
+    any.then_some(v)
+}
+
+fn replace_all(m: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(m.len());
+    let mut i = 0;
+    while i < m.len() {
+        if m[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(m[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// Byte offset of the blank line ending the header block and of the body start.
 fn split_head(m: &[u8]) -> Option<(usize, usize)> {
     // A part with no header fields starts with its blank line.
@@ -341,7 +374,7 @@ fn renames(m: &[u8], recipients: &[String]) -> Vec<(String, String)> {
             continue;
         }
         if !out.iter().any(|(f, _)| f == local) {
-            out.push((local.to_string(), format!("rcpt{n}x{}", "q".repeat(n % 3 + 1))));
+            out.push((local.to_string(), format!("{}{n}x{}", ["rcpt", "mail", "data"][(n + local.len()) % 3], "q".repeat(n % 3 + 1))));
         }
     }
     let text = String::from_utf8_lossy(m);
@@ -475,6 +508,7 @@ fn verdicts_do_not_depend_on_incidental_bytes() {
             check("line-ends", Some(flip_line_ends(msg)), &same);
             check("mbox-line", Some(with_mbox_line(msg)), &same);
             check("mbox-pair", Some(mbox_pair(msg)), &same);
+            check("boundary", new_boundaries(msg), &same);
             check("base64", reencode(msg, Encoding::Base64), &same);
             check("line-ends+base64", reencode(&flip_line_ends(msg), Encoding::Base64), &same);
             check("quoted-printable", reencode(msg, Encoding::QuotedPrintable), &same);
