@@ -12,7 +12,7 @@ use rebound::parse::{mbox, parse_message};
 use rebound::pipeline::reported_status;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use rewrite::{flip_line_ends, mbox_pair, new_boundaries, reencode, refold, renames, replace_token, with_mbox_line, Encoding};
+use rewrite::{flip_line_ends, mbox_pair, new_boundaries, reencode, refold, renames, lower_field_names, replace_token, with_mbox_line, Encoding};
 
 /// Variants known not to be realistic for one file, with the reason (file, variant).
 const EXCLUDED: &[(&str, &str, &str)] = &[
@@ -102,6 +102,7 @@ fn verdicts_do_not_depend_on_incidental_bytes() {
             check("mbox-line", Some(with_mbox_line(msg)), &same);
             check("mbox-pair", Some(mbox_pair(msg)), &same);
             check("boundary", new_boundaries(msg), &same);
+            check("field-case", lower_field_names(msg), &same);
             check("base64", reencode(msg, Encoding::Base64), &same);
             check("line-ends+base64", reencode(&flip_line_ends(msg), Encoding::Base64), &same);
             check("quoted-printable", reencode(msg, Encoding::QuotedPrintable), &same);

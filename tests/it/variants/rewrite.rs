@@ -410,3 +410,26 @@ pub(super) fn trim_eol(l: &[u8]) -> &[u8] {
     let l = l.strip_suffix(b"\n").unwrap_or(l);
     l.strip_suffix(b"\r").unwrap_or(l)
 }
+
+/// Field names written in lower case (some MTAs write "final-recipient:"), header
+/// fields of the message and its parts alike.
+pub(super) fn lower_field_names(m: &[u8]) -> Option<Vec<u8>> {
+    const NAMES: [&str; 12] = [
+        "final-recipient", "original-recipient", "action", "status", "diagnostic-code", "remote-mta",
+        "reporting-mta", "content-type", "content-transfer-encoding", "subject", "to", "message-id",
+    ];
+    let mut out = Vec::with_capacity(m.len());
+    let mut changed = false;
+    for line in m.split_inclusive(|&b| b == b'\n') {
+        let n = line.iter().take_while(|&&b| b.is_ascii_alphanumeric() || b == b'-').count();
+        let name = &line[..n];
+        if line.get(n) == Some(&b':') && NAMES.iter().any(|x| name.eq_ignore_ascii_case(x.as_bytes())) && name.iter().any(u8::is_ascii_uppercase) {
+            out.extend(name.iter().map(u8::to_ascii_lowercase));
+            out.extend_from_slice(&line[n..]);
+            changed = true;
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    changed.then_some(out)
+}
