@@ -2,8 +2,10 @@
 # LMTP throughput: Postfix's null LMTP server (smtp-sink -L) against `rebound serve`
 # (durable: WAL, synchronous=FULL, fresh database), both driven by `smtp-source -L` in the
 # same run, at 1, 8 and 32 sessions on the 4 KB Postfix DSN. Prints messages/s, the
-# ratio rebound/smtp-sink, CPU per message of each server, rebound's peak RSS and its
-# group-commit figures (jobs per transaction, jobs per WAL flush, flush and wait times).
+# ratio rebound/smtp-sink, CPU per message of each server, rebound's peak RSS, its
+# group-commit figures (jobs per transaction, jobs per WAL flush, flush and wait times)
+# and the load average before and after (on a shared machine, judge the rates by it;
+# CPU per message moves less with load than messages/s).
 #
 # Usage: bench/lmtp.sh [-m MESSAGES] [-r RUNS] [-s "1 8 32"] [BINARY]
 #   BINARY defaults to target/release/rebound (build it first: cargo build --release)
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 PATH=$PATH:/usr/sbin
 M=20000 R=3 SESSIONS="1 8 32"
 while getopts "m:r:s:h" o; do
-    case $o in m) M=$OPTARG ;; r) R=$OPTARG ;; s) SESSIONS=$OPTARG ;; *) sed -n '2,11p' "$0"; exit 2 ;; esac
+    case $o in m) M=$OPTARG ;; r) R=$OPTARG ;; s) SESSIONS=$OPTARG ;; *) sed -n '2,12p' "$0"; exit 2 ;; esac
 done
 shift $((OPTIND - 1))
 BIN=${1:-target/release/rebound}
@@ -57,6 +59,8 @@ reb_port=$(free_port)
 wait_port "$sink_port"; wait_port "$reb_port"
 
 echo "LMTP benchmark: $M messages of $(wc -c <"$WORK/msg") bytes per run, median of $R runs, session reuse (-d)"
+# The figures move with whatever else runs on the machine: say how busy it was.
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 echo "(CPU: microseconds of server CPU per message, user + system, 10 ms ticks)"
 printf '%-9s %14s %14s %8s %10s %10s\n' sessions smtp-sink rebound ratio sink-cpu reb-cpu
 for s in $SESSIONS; do
@@ -69,6 +73,7 @@ rss=$(awk '/VmHWM/ { print $2 }' "/proc/$REB/status")
 stored=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select count(*) from messages').fetchone()[0])" "$WORK/bench.db")
 kill -TERM "$REB"; wait "$REB" || true
 echo "rebound: peak RSS $((rss / 1024)) MiB; messages stored $stored"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The final totals: batch_mean = jobs per transaction, flush_jobs_mean = jobs made durable
 # by one fdatasync of the WAL, durable_ms_mean = BEGIN to answered.
 grep -o '"batches[^}]*' "$WORK/rebound.log" | tail -1 | tr -d '"' | tr ',' '\n' | sed 's/^/  /' || true

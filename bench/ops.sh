@@ -77,6 +77,11 @@ ingest_run() {  # LABEL DB INPUT
         "$msgs" "$(awk '/^stored/ {print $2}' <<<"$out")" "$wall" "$(python3 -c "print($msgs / max($wall, 1e-9))")" \
         "$(python3 -c "print($user + $sys)")" "$(python3 -c "print($msgs / max($user + $sys, 1e-9))")"
 }
+# Startup: a new store (created, migrated, synced) and an empty directory.
+mkdir -p "$WORK/none"
+t=$( { time "$BIN" --db "$WORK/n.db" ingest -q "$WORK/none" >/dev/null 2>>"$WORK/err"; } 2>&1 )
+read -r wall user sys <<<"$t"
+printf 'ingest, an empty directory into a new store: %ss wall, %5.3fs cpu\n' "$wall" "$(python3 -c "print($user + $sys)")"
 echo "ingest, the corpus directory ($(ls "$CORPUS" | wc -l) files):"
 for run in new again; do ingest_run "$run" "$WORK/c.db" "$CORPUS"; done
 echo "ingest, mbox of the corpus x $COPIES ($((size / 1000000)) MB):"

@@ -10,7 +10,6 @@
 use super::status::{ReplyPattern, StatusCode, StatusPattern};
 use super::verdict::{Class, Fault, Reason};
 use super::matcher::{PatternSet, Prepared};
-use crate::parse::gate::Gate;
 use crate::parse::{Kind, Record};
 use regex::bytes::Regex;
 use serde::Deserialize;
@@ -194,7 +193,7 @@ impl<'a> Facts<'a> {
 /// The SMTP command an error text names when the parser could not tell ("in reply to
 /// RCPT TO command", Yahoo's "[RCPT_TO]", Exim's "after MAIL FROM", ...), or "".
 fn command_in_text(text: &str) -> &'static str {
-    static MARKERS: std::sync::OnceLock<Option<Vec<(Regex, Gate)>>> = std::sync::OnceLock::new();
+    static MARKERS: std::sync::OnceLock<Option<Vec<Regex>>> = std::sync::OnceLock::new();
     const COMMANDS: [&str; 4] = ["RCPT", "MAIL", "DATA", "CONN"];
     let set = MARKERS.get_or_init(|| {
         [
@@ -204,7 +203,10 @@ fn command_in_text(text: &str) -> &'static str {
             r"(?i-u)refused to talk to me|after initial connection|my name was rejected|while performing the (helo|ehlo)",
         ]
         .iter()
-        .map(|p| Regex::new(p).ok().map(|re| (re, Gate::new(p, false))))
+        // `(?i-u)` folds ASCII letters only and the words are lower case: the same
+        // matches as a case-sensitive search of the lower-cased text, where the regex's
+        // own literal prefilter works (it has none for `(?i)`).
+        .map(|p| Regex::new(&p.replacen("(?i-u)", "(?-u)", 1)).ok())
         .collect()
     });
     let Some(set) = set else { return "" };
@@ -213,8 +215,7 @@ fn command_in_text(text: &str) -> &'static str {
     }
     // The first marker that matches names the command (as a set's lowest match would).
     let t = text.as_bytes();
-    let ascii = t.is_ascii();
-    crate::parse::gate::with_lower(t, |lower| set.iter().position(|(re, gate)| gate.may_match_lower(lower, ascii) && re.is_match(t)))
+    crate::parse::gate::with_lower(t, |lower| set.iter().position(|re| re.is_match(lower)))
         .and_then(|i| COMMANDS.get(i).copied())
         .unwrap_or("")
 }

@@ -95,7 +95,10 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     // Mail logs named in [follow] are followed beside the LMTP server (same store).
     let followers =
         rebound::maillog::spawn_followers(&config.follow, &config.verp, &config.store.db, classifier.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(rebound::lmtp::worker_threads())
+        .enable_all()
+        .build()?;
     let served = runtime.block_on(async move {
         // Handlers first: a SIGTERM that arrives once we listen must drain, not kill.
         let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -146,9 +149,15 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
 /// is logged and the rules in force stay.
 async fn reload_on_hangup(mut hup: tokio::signal::unix::Signal, config: Option<PathBuf>, classifier: Arc<SharedClassifier>) {
     while hup.recv().await.is_some() {
-        let reloaded = rebound::config::Config::load(config.as_deref())
-            .map_err(|e| e.to_string())
-            .and_then(|c| classifier.reload(&c.classify).map_err(|e| e.to_string()));
+        // Compiling the rules takes a while: off the (possibly single) worker thread.
+        let (config, classifier) = (config.clone(), classifier.clone());
+        let reloaded = tokio::task::spawn_blocking(move || {
+            rebound::config::Config::load(config.as_deref())
+                .map_err(|e| e.to_string())
+                .and_then(|c| classifier.reload(&c.classify).map_err(|e| e.to_string()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
         match reloaded {
             Ok(rules) => tracing::info!(rules, "SIGHUP: classification rules reloaded"),
             Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; the rules in force stay"),

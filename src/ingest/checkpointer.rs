@@ -15,8 +15,11 @@ const DEFAULT_AUTOCHECKPOINT_PAGES: i64 = 1000;
 
 /// The writer connection in bulk mode, with its checkpoint thread.
 pub(super) struct BulkWrite {
+    db: PathBuf,
     wal: PathBuf,
     synchronous: i64,
+    /// Whether anything was committed (a run that stores nothing syncs nothing).
+    commits: u64,
     wake: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -32,25 +35,27 @@ impl BulkWrite {
         let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let (wake, thread) = match checkpointer(db) {
-            Some((w, t)) => (Some(w), Some(t)),
-            // No second connection: the writer checkpoints as before.
-            None => {
-                conn.pragma_update(None, "wal_autocheckpoint", DEFAULT_AUTOCHECKPOINT_PAGES)?;
-                (None, None)
-            }
-        };
         let mut wal = db.as_os_str().to_owned();
         wal.push("-wal");
-        Ok(Some(BulkWrite { wal: wal.into(), synchronous, wake, thread }))
+        Ok(Some(BulkWrite { db: db.to_owned(), wal: wal.into(), synchronous, commits: 0, wake: None, thread: None }))
     }
 
-    /// Called after each commit: lets the checkpoint thread copy what was committed.
-    pub(super) fn committed(&self) {
+    /// Called after each commit: lets the checkpoint thread (started by the first
+    /// commit) copy what was committed.
+    pub(super) fn committed(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.commits += 1;
+        if self.commits == 1 {
+            match checkpointer(&self.db) {
+                Some((w, t)) => (self.wake, self.thread) = (Some(w), Some(t)),
+                // No second connection: the writer checkpoints as before.
+                None => conn.pragma_update(None, "wal_autocheckpoint", DEFAULT_AUTOCHECKPOINT_PAGES)?,
+            }
+        }
         if let Some(w) = &self.wake {
             // Full: a checkpoint is already due, which will take these pages too.
             let _ = w.try_send(());
         }
+        Ok(())
     }
 
     /// Stops the checkpoint thread, restores the connection's settings and makes every
@@ -59,6 +64,9 @@ impl BulkWrite {
         self.stop();
         conn.pragma_update(None, "wal_autocheckpoint", DEFAULT_AUTOCHECKPOINT_PAGES)?;
         conn.pragma_update(None, "synchronous", self.synchronous)?;
+        if self.commits == 0 {
+            return Ok(());
+        }
         // The commits since the last checkpoint are in the WAL, not yet synced; frames
         // checkpointed earlier were synced with the database file by the checkpoint.
         match std::fs::File::open(&self.wal) {

@@ -13,14 +13,15 @@ mod source;
 mod write;
 
 pub use message::{deflate, hex_sha256};
-pub use source::{collect_inputs, MessageReader, ReadMessage};
+pub use source::{collect_inputs, Input, MessageReader, ReadMessage};
+use source::{looks_like_message, split_whole};
 
 use crate::classify::{ClassifyError, Classifier};
 use crate::store::{query, StoreError};
 use message::Work;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -190,7 +191,7 @@ pub fn ingest(
 ) -> Result<IngestSummary, IngestError> {
     let start = Instant::now();
     let inputs = collect_inputs(paths)?;
-    let mut summary = IngestSummary { bytes_total: inputs.iter().map(|(_, n)| n).sum(), ..Default::default() };
+    let mut summary = IngestSummary { bytes_total: inputs.iter().map(|i| i.size).sum(), ..Default::default() };
     let workers = opts.workers.max(1);
     // Chunks go to whichever worker is free; the writer gets, in input order, one
     // receiver per chunk for its result. The bounded order queue is what bounds memory.
@@ -224,53 +225,133 @@ pub fn ingest(
 }
 
 fn read_files(
-    inputs: &[(PathBuf, u64)],
+    inputs: &[Input],
     opts: &IngestOptions,
     work: SyncSender<(RawChunk, SyncSender<DoneChunk>)>,
     order: SyncSender<Receiver<DoneChunk>>,
 ) {
-    let send = |chunk: RawChunk| -> bool {
+    let mut out = Batcher { chunk: RawChunk::new(), bytes: 0, limit: FIRST_CHUNK_MESSAGES, opts, work, order };
+    for (i, input) in inputs.iter().enumerate() {
+        let read = if input.size <= WHOLE_FILE_BYTES { read_whole(i, input, &mut out) } else { read_stream(i, input, &mut out) };
+        match read {
+            Read::Stop => return,
+            Read::Skipped => continue,
+            Read::Done => {
+                out.chunk.bytes_read += input.size;
+                out.chunk.files_done += 1;
+            }
+        }
+    }
+    out.send();
+}
+
+/// Files up to this size are read with one call and split in memory.
+const WHOLE_FILE_BYTES: u64 = 1 << 20;
+
+/// Messages in the first chunk; each chunk sent doubles it up to [`CHUNK_MESSAGES`], so
+/// on a small input the workers and the writer start early.
+const FIRST_CHUNK_MESSAGES: usize = 16;
+
+/// What became of one input file.
+enum Read {
+    /// Read (or failed, with the error in the chunk): counted as a file.
+    Done,
+    /// A walked file that is not a message (or could not be opened): not counted.
+    Skipped,
+    /// The workers or the writer stopped.
+    Stop,
+}
+
+/// Groups messages into chunks and hands each to the workers, its result to the writer.
+struct Batcher<'a> {
+    chunk: RawChunk,
+    bytes: usize,
+    limit: usize,
+    opts: &'a IngestOptions,
+    work: SyncSender<(RawChunk, SyncSender<DoneChunk>)>,
+    order: SyncSender<Receiver<DoneChunk>>,
+}
+
+impl Batcher<'_> {
+    /// Adds message `index` (1-based) of input `file`; false when the run has stopped.
+    fn push(&mut self, file: usize, path: &Path, index: u64, m: ReadMessage) -> bool {
+        match m {
+            ReadMessage::TooLarge(n) => {
+                self.chunk.errors.push(format!("{}: message {index}: {n} bytes, over the limit", path.display()));
+                true
+            }
+            ReadMessage::Message(m) => {
+                self.bytes += m.len();
+                self.chunk.items.push((file, m));
+                if self.chunk.items.len() >= self.limit || self.bytes >= self.opts.batch_bytes {
+                    return self.send();
+                }
+                true
+            }
+        }
+    }
+
+    fn send(&mut self) -> bool {
+        let chunk = std::mem::replace(&mut self.chunk, RawChunk::new());
+        self.bytes = 0;
+        self.limit = (self.limit * 2).min(CHUNK_MESSAGES);
         let (tx, rx) = sync_channel(1);
-        order.send(rx).is_ok() && work.send((chunk, tx)).is_ok()
+        self.order.send(rx).is_ok() && self.work.send((chunk, tx)).is_ok()
+    }
+}
+
+/// A small file: one read, the message check on the bytes read, split in memory.
+fn read_whole(file: usize, input: &Input, out: &mut Batcher<'_>) -> Read {
+    let data = match std::fs::read(&input.path) {
+        Ok(d) => d,
+        Err(_) if input.walked => return Read::Skipped,
+        Err(e) => {
+            out.chunk.errors.push(format!("{}: {e}", input.path.display()));
+            return Read::Done;
+        }
     };
-    let mut chunk = RawChunk::new();
-    let mut chunk_bytes = 0usize;
-    for (i, (path, size)) in inputs.iter().enumerate() {
-        match std::fs::File::open(path) {
-            Err(e) => chunk.errors.push(format!("{}: {e}", path.display())),
-            Ok(f) => {
-                let mut reader = MessageReader::new(BufReader::with_capacity(1 << 20, f), opts.max_message_bytes);
-                let mut index = 0u64;
-                loop {
-                    match reader.next_message() {
-                        Ok(None) => break,
-                        Err(e) => {
-                            chunk.errors.push(format!("{}: message {}: {e}", path.display(), index + 1));
-                            break;
-                        }
-                        Ok(Some(ReadMessage::TooLarge(n))) => {
-                            index += 1;
-                            chunk.errors.push(format!("{}: message {index}: {n} bytes, over the limit", path.display()));
-                        }
-                        Ok(Some(ReadMessage::Message(m))) => {
-                            index += 1;
-                            chunk_bytes += m.len();
-                            chunk.items.push((i, m));
-                            if chunk.items.len() >= CHUNK_MESSAGES || chunk_bytes >= opts.batch_bytes {
-                                chunk_bytes = 0;
-                                if !send(std::mem::replace(&mut chunk, RawChunk::new())) {
-                                    return;
-                                }
-                            }
-                        }
-                    }
+    if input.walked && !looks_like_message(&data) {
+        return Read::Skipped;
+    }
+    for (k, m) in split_whole(data, out.opts.max_message_bytes).into_iter().enumerate() {
+        if !out.push(file, &input.path, k as u64 + 1, m) {
+            return Read::Stop;
+        }
+    }
+    Read::Done
+}
+
+/// A large file (an mbox, most likely): streamed, memory bounded by the largest message.
+fn read_stream(file: usize, input: &Input, out: &mut Batcher<'_>) -> Read {
+    let path = &input.path;
+    let mut r = match std::fs::File::open(path) {
+        Ok(f) => BufReader::with_capacity(1 << 20, f),
+        Err(_) if input.walked => return Read::Skipped,
+        Err(e) => {
+            out.chunk.errors.push(format!("{}: {e}", path.display()));
+            return Read::Done;
+        }
+    };
+    if input.walked && !r.fill_buf().is_ok_and(looks_like_message) {
+        return Read::Skipped;
+    }
+    let mut reader = MessageReader::new(r, out.opts.max_message_bytes);
+    let mut index = 0u64;
+    loop {
+        match reader.next_message() {
+            Ok(None) => return Read::Done,
+            Err(e) => {
+                out.chunk.errors.push(format!("{}: message {}: {e}", path.display(), index + 1));
+                return Read::Done;
+            }
+            Ok(Some(m)) => {
+                index += 1;
+                if !out.push(file, path, index, m) {
+                    return Read::Stop;
                 }
             }
         }
-        chunk.bytes_read += size;
-        chunk.files_done += 1;
     }
-    send(chunk);
 }
 
 fn work(

@@ -3,26 +3,37 @@
 //! messages (mbox "From " lines), with memory bounded by the largest message.
 
 use super::IngestError;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+/// A file to read.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size in bytes when listed.
+    pub size: u64,
+    /// Found by walking a directory: read only if it begins like a message or an mbox
+    /// (checked when it is read, so each file is opened once).
+    pub walked: bool,
+}
+
 /// The files to read under `paths`: files named are taken as given; directories are
-/// walked (sorted, hidden entries and maildir `tmp/` skipped) and their files kept when
-/// they look like a message or an mbox. Returns (path, size) pairs.
-pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, IngestError> {
+/// walked (sorted, hidden entries and maildir `tmp/` skipped).
+pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, IngestError> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|error| IngestError::Io { path: p.clone(), error })?;
         if meta.is_dir() {
             walk(p, &mut out)?;
         } else {
-            out.push((p.clone(), meta.len()));
+            out.push(Input { path: p.clone(), size: meta.len(), walked: false });
         }
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), IngestError> {
+fn walk(dir: &Path, out: &mut Vec<Input>) -> Result<(), IngestError> {
     let io = |error| IngestError::Io { path: dir.to_owned(), error };
     let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.filter_map(Result::ok).collect();
     entries.sort_by_key(|e| e.file_name());
@@ -38,23 +49,42 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), IngestError> {
             if name != "tmp" || !dir.join("cur").is_dir() {
                 walk(&path, out)?;
             }
-        } else if meta.is_file() && looks_like_message(&path) {
-            out.push((path, meta.len()));
+        } else if meta.is_file() {
+            out.push(Input { path, size: meta.len(), walked: true });
         }
     }
     Ok(())
 }
 
-/// True when a file begins with an mbox "From " line or an RFC 5322 header field.
-fn looks_like_message(path: &Path) -> bool {
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
-    let head = head.get(..n).unwrap_or_default();
+/// True when a file's first bytes are an mbox "From " line or an RFC 5322 header field.
+pub fn looks_like_message(head: &[u8]) -> bool {
+    let head = head.get(..head.len().min(256)).unwrap_or_default();
     if head.starts_with(b"From ") {
         return true;
     }
     let name_len = head.iter().take_while(|&&b| b > b' ' && b < 127 && b != b':').count();
     name_len > 0 && head.get(name_len) == Some(&b':')
+}
+
+/// A whole file read at once: a single message, or the messages of a small mbox.
+pub fn split_whole(data: Vec<u8>, max_message_bytes: usize) -> Vec<ReadMessage> {
+    if data.starts_with(b"From ") {
+        let mut reader = MessageReader::new(&data[..], max_message_bytes);
+        let mut out = Vec::new();
+        // Reading from memory cannot fail.
+        while let Ok(Some(m)) = reader.next_message() {
+            out.push(m);
+        }
+        return out;
+    }
+    // What MessageReader makes of a file that is not an mbox: all of it, one message.
+    if data.len() > max_message_bytes {
+        vec![ReadMessage::TooLarge(data.len() as u64)]
+    } else if data.iter().all(u8::is_ascii_whitespace) {
+        Vec::new()
+    } else {
+        vec![ReadMessage::Message(data)]
+    }
 }
 
 /// One message read from a file, or why it could not be.
@@ -77,6 +107,38 @@ pub struct MessageReader<R: BufRead> {
     current_len: u64,
     max: usize,
     done: bool,
+}
+
+/// Longest piece of a line read at once (a longer line is read in pieces).
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Appends bytes of `r` to `buf` up to and including the next `\n`, at most `limit`
+/// bytes; returns how many (0 at the end). `read_until` on a `Take`, with the memchr
+/// crate's search instead of the standard library's byte loop.
+fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < limit {
+        let available = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let avail = available.get(..available.len().min(limit - n)).unwrap_or_default();
+        if avail.is_empty() {
+            break;
+        }
+        let (used, done) = match memchr::memchr(b'\n', avail) {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        buf.extend_from_slice(avail.get(..used).unwrap_or_default());
+        r.consume(used);
+        n += used;
+        if done {
+            break;
+        }
+    }
+    Ok(n)
 }
 
 /// The capacity a new message buffer starts with: most messages fit without regrowing.
@@ -111,7 +173,7 @@ impl<R: BufRead> MessageReader<R> {
         while !self.done {
             let before = self.current.len();
             // A bounded read: a file with no line ends must not be read whole.
-            let n = (&mut self.r).take(64 * 1024).read_until(b'\n', &mut self.current)?;
+            let n = read_line_bounded(&mut self.r, &mut self.current, MAX_LINE_BYTES)?;
             if n == 0 {
                 self.done = true;
                 break;
@@ -164,6 +226,36 @@ mod tests {
         let m = split(b"Subject: a\n\nFrom here on\n", 1000);
         assert_eq!(m, vec![Some(b"Subject: a\n\nFrom here on\n".to_vec())]);
         assert!(split(b"", 1000).is_empty());
+    }
+
+    #[test]
+    fn whole_file_split_matches_the_streaming_split() {
+        let inputs: [&[u8]; 6] = [
+            b"From a@b Mon\nSubject: a\n\nx\n\nFrom c@d Tue\r\nSubject: b\r\n\r\ny\r\n",
+            b"Subject: a\n\nFrom here on\n",
+            b"",
+            b" \n\t\n",
+            b"Subject: big\n\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+            b"From a\nSubject: big\n\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nFrom b\n\nok\n",
+        ];
+        for data in inputs {
+            let whole: Vec<_> = split_whole(data.to_vec(), 40)
+                .into_iter()
+                .map(|m| match m {
+                    ReadMessage::Message(m) => Some(m),
+                    ReadMessage::TooLarge(_) => None,
+                })
+                .collect();
+            assert_eq!(whole, split(data, 40), "{}", String::from_utf8_lossy(data));
+        }
+    }
+
+    #[test]
+    fn message_or_mbox_heads() {
+        assert!(looks_like_message(b"From x Mon\n"));
+        assert!(looks_like_message(b"Return-Path: <>\n"));
+        assert!(!looks_like_message(b"#!/bin/sh\n"));
+        assert!(!looks_like_message(b""));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::store::event::{insert_event, insert_message};
 use crate::store::query;
 use crate::verp::{Keys, VerpConfig};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ pub(super) fn write_chunks(
     conn: &mut Connection,
     db: &Path,
     order: Receiver<Receiver<DoneChunk>>,
-    inputs: &[(PathBuf, u64)],
+    inputs: &[super::Input],
     verp: &VerpConfig,
     opts: &IngestOptions,
     now: i64,
@@ -39,9 +39,9 @@ pub(super) fn write_chunks(
 ) -> Result<(), IngestError> {
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     let keys = crate::verp_keys::cached(verp).map_err(crate::store::StoreError::from)?;
-    let bulk = BulkWrite::begin(conn, db)?;
+    let mut bulk = BulkWrite::begin(conn, db)?;
     let mut times = Times::default();
-    let written = write_all(conn, bulk.as_ref(), order, inputs, verp, &keys, opts, now, summary, start, progress, &mut times);
+    let written = write_all(conn, bulk.as_mut(), order, inputs, verp, &keys, opts, now, summary, start, progress, &mut times);
     let finished = bulk.map_or(Ok(()), |b| b.finish(conn));
     tracing::debug!(waited = ?times.waited, committing = ?times.committing, total = ?start.elapsed(), "ingest writer");
     written.and(finished)
@@ -57,9 +57,9 @@ struct Times {
 #[allow(clippy::too_many_arguments)]
 fn write_all(
     conn: &mut Connection,
-    bulk: Option<&BulkWrite>,
+    mut bulk: Option<&mut BulkWrite>,
     order: Receiver<Receiver<DoneChunk>>,
-    inputs: &[(PathBuf, u64)],
+    inputs: &[super::Input],
     verp: &VerpConfig,
     keys: &Keys,
     opts: &IngestOptions,
@@ -84,6 +84,7 @@ fn write_all(
     while pending.is_some() {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let began = Instant::now();
+        let stored_before = summary.stored;
         let mut in_tx = 0usize;
         while let Some(chunk) = pending.take() {
             in_tx += chunk.items.len();
@@ -98,8 +99,8 @@ fn write_all(
         let t = Instant::now();
         tx.commit()?;
         times.committing += t.elapsed();
-        if let Some(b) = bulk {
-            b.committed();
+        if let Some(b) = bulk.as_deref_mut().filter(|_| summary.stored > stored_before) {
+            b.committed(conn)?;
         }
         if pending.is_none() {
             pending = next(times)?;
@@ -111,7 +112,7 @@ fn write_all(
 fn write_chunk(
     tx: &Transaction<'_>,
     chunk: DoneChunk,
-    inputs: &[(PathBuf, u64)],
+    inputs: &[super::Input],
     verp: &VerpConfig,
     keys: &Keys,
     now: i64,
@@ -144,7 +145,7 @@ fn write_chunk(
             }
         }
         summary.stored += 1;
-        tracing::debug!(file = %inputs.get(item.file).map(|f| f.0.display().to_string()).unwrap_or_default(), message_id, "message stored");
+        tracing::debug!(file = %inputs.get(item.file).map(|f| f.path.display().to_string()).unwrap_or_default(), message_id, "message stored");
     }
     summary.files += chunk.files_done;
     summary.bytes_read += chunk.bytes_read;

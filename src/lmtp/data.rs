@@ -3,6 +3,9 @@
 //! bytes it has and gets back how many it consumed and, at the end, the outcome. Past a
 //! limit the rest of the message is read and dropped, so the connection stays in sync.
 
+/// Body capacity a message starts with.
+const INITIAL_BODY_BYTES: usize = 16 << 10;
+
 /// How DATA ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataEnd {
@@ -34,7 +37,8 @@ impl DataReader {
         DataReader {
             max_message_bytes,
             max_line_bytes,
-            body: Vec::new(),
+            // Most bounces fit: no regrowing the body line by line (up to ~12 reallocations).
+            body: Vec::with_capacity(INITIAL_BODY_BYTES.min(max_message_bytes)),
             partial: Vec::new(),
             partial_len: 0,
             too_big: false,

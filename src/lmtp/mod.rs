@@ -11,7 +11,7 @@ pub mod session;
 
 pub use config::LmtpConfig;
 pub use delivery::Delivery;
-pub use server::{Endpoints, Server};
+pub use server::{worker_threads, Endpoints, Server};
 
 /// Errors starting the LMTP server.
 #[derive(Debug, thiserror::Error)]

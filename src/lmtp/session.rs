@@ -120,13 +120,14 @@ where
             }
         } else if let Some(nl) = memchr::memchr(b'\n', conn.pending()) {
             let line_end = conn.start + nl + 1;
-            let line = conn.buf.get(conn.start..line_end).unwrap_or_default().to_vec();
-            conn.start = line_end;
             if discarding {
+                conn.start = line_end;
                 discarding = false;
                 continue;
             }
-            let action = if line.len() > config.max_line_bytes + 2 { proto.line_too_long() } else { proto.command(&line) };
+            let line = conn.buf.get(conn.start..line_end).unwrap_or_default();
+            let action = if line.len() > config.max_line_bytes + 2 { proto.line_too_long() } else { proto.command(line) };
+            conn.start = line_end;
             match action {
                 Action::Reply(r) => conn.queue(&r),
                 Action::StartData(r) => {

@@ -14,10 +14,10 @@ pub const UNDISCLOSED: &str = "undisclosed-recipient-in-headers@libsisimai.org.i
 pub fn parse(ctx: &Context, orig: &Headers) -> Option<Vec<Record>> {
     let fields = match &ctx.feedback {
         Some(f) => dsn::fields(f),
-        None if is_jmrp(ctx, orig) => vec![("feedback-type".to_string(), "abuse".to_string())],
+        None if is_jmrp(ctx, orig) => vec![("feedback-type".into(), "abuse".into())],
         None => return None,
     };
-    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()).unwrap_or("");
+    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_ref()).unwrap_or("");
     let feedback_type = get("feedback-type").split_whitespace().next().unwrap_or("abuse").to_ascii_lowercase();
     let mut recipients: Vec<String> = fields
         .iter()

@@ -284,17 +284,19 @@ fn is_marker(line: &str) -> bool {
 /// Removes HTML tags and decodes the few entities that matter for addresses.
 fn strip_tags(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
+    // Runs between tags are copied whole ('<' and '>' are ASCII: the cuts are char
+    // boundaries). In a tag only its '>' matters; outside one, a '>' is text.
+    let b = html.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let Some(open) = memchr::memchr(b'<', b.get(i..).unwrap_or(&[])) else {
+            out.push_str(html.get(i..).unwrap_or(""));
+            break;
+        };
+        out.push_str(html.get(i..i + open).unwrap_or(""));
+        let Some(close) = memchr::memchr(b'>', b.get(i + open + 1..).unwrap_or(&[])) else { break };
+        out.push(' ');
+        i += open + 1 + close + 1;
     }
     // Every entity starts with '&': without one there is nothing to replace.
     if memchr::memchr(b'&', out.as_bytes()).is_none() {

@@ -4,6 +4,7 @@
 //! between groups, unindented continuations, "<addr>" without an address type.
 
 use super::text;
+use std::borrow::Cow;
 use nom::bytes::complete::take_while1;
 use nom::character::complete::{char, space0};
 use nom::IResult;
@@ -50,32 +51,44 @@ fn field(line: &str) -> IResult<&str, &str> {
     Ok((rest, name))
 }
 
+/// A field: lower-case name and unfolded value, borrowed from the body where they
+/// stand as written (most fields: no allocation).
+pub type Field<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// Appends a continuation line to a value (copying it out of the body first).
+fn continue_value(v: &mut Cow<'_, str>, more: &str) {
+    let v = v.to_mut();
+    v.push(' ');
+    v.push_str(more);
+}
+
 /// Unfolds field lines into (lower-case name, value) pairs, in order.
-pub fn fields(body: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+pub fn fields(body: &str) -> Vec<Field<'_>> {
+    let mut out: Vec<Field<'_>> = Vec::new();
     for line in body.lines().take(10_000).map(str::trim_end) {
         let line = if line.starts_with("  ") && field(line.trim_start()).is_ok_and(|(_, n)| is_dsn_field(n)) { line.trim_start() } else { line };
         if line.trim().is_empty() {
-            out.push((String::new(), String::new()));
+            out.push((Cow::Borrowed(""), Cow::Borrowed("")));
             continue;
         }
         if line.starts_with(' ') || line.starts_with('\t') {
             if let Some((n, v)) = out.last_mut() {
                 if !n.is_empty() && v.len() < 8192 {
-                    v.push(' ');
-                    v.push_str(line.trim());
+                    continue_value(v, line.trim());
                 }
             }
             continue;
         }
         match field(line) {
-            Ok((value, name)) => out.push((name.to_ascii_lowercase(), value.trim().to_string())),
+            Ok((value, name)) => {
+                let name = if name.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(name.to_ascii_lowercase()) } else { Cow::Borrowed(name) };
+                out.push((name, Cow::Borrowed(value.trim())));
+            }
             Err(_) => {
                 // An unindented continuation of a Diagnostic-Code (common damage).
                 if let Some((n, v)) = out.last_mut() {
                     if n == "diagnostic-code" && v.len() < 8192 {
-                        v.push(' ');
-                        v.push_str(line.trim());
+                        continue_value(v, line.trim());
                     }
                 }
             }
@@ -124,18 +137,18 @@ pub fn parse(body: &str) -> DeliveryStatus {
     let mut ds = DeliveryStatus::default();
     let mut cur: Option<RecipientReport> = None;
     for (name, value) in fields(body) {
-        match name.as_str() {
+        match name.as_ref() {
             "" => {
                 if let Some(r) = cur.take() {
                     push(&mut ds, r);
                 }
             }
             "reporting-mta" => ds.reporting_mta = strip_type(&value).to_string(),
-            "arrival-date" => ds.arrival_date = value,
+            "arrival-date" => ds.arrival_date = value.into_owned(),
             "final-recipient" | "original-recipient" | "x-actual-recipient" => {
                 let addr = text::clean_address(&value);
                 let r = cur.get_or_insert_with(RecipientReport::default);
-                let starts_new = match name.as_str() {
+                let starts_new = match name.as_ref() {
                     "final-recipient" => !r.final_recipient.is_empty(),
                     "original-recipient" => !r.original_recipient.is_empty(),
                     _ => false,
@@ -146,7 +159,7 @@ pub fn parse(body: &str) -> DeliveryStatus {
                     }
                 }
                 let r = cur.get_or_insert_with(RecipientReport::default);
-                match name.as_str() {
+                match name.as_ref() {
                     "final-recipient" => r.final_recipient = addr,
                     "original-recipient" => r.original_recipient = addr,
                     _ => {
@@ -172,7 +185,7 @@ pub fn parse(body: &str) -> DeliveryStatus {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 let (t, v) = match value.split_once(';') {
                     Some((t, v)) if !t.contains(' ') || t.len() < 16 => (t.trim().to_ascii_lowercase(), v),
-                    _ => (String::new(), value.as_str()),
+                    _ => (String::new(), value.as_ref()),
                 };
                 r.diagnostic_type = t;
                 r.diagnostic = text::collapse(v);
@@ -183,7 +196,7 @@ pub fn parse(body: &str) -> DeliveryStatus {
             }
             "last-attempt-date" => {
                 let r = cur.get_or_insert_with(RecipientReport::default);
-                r.last_attempt_date = value;
+                r.last_attempt_date = value.into_owned();
             }
             _ => {}
         }

@@ -269,9 +269,75 @@ impl Gated {
     }
 }
 
+/// A case-insensitive pattern whose words are written in lower case, for long texts.
+/// The `regex` crate has no fast literal prefilter for `(?i)` (see above), so on ASCII
+/// text (nearly every report) the pattern runs case-sensitively over a lower-cased copy,
+/// where the crate's own prefilter skips to the words: for ASCII text and a pattern
+/// with no upper-case letter, `(?i)P` matches text T exactly where `P` matches
+/// lower(T), at the same byte offsets. Other text takes the gated `(?i)` regex.
+#[derive(Debug, Clone)]
+pub struct Folded {
+    ci: Gated,
+    /// The pattern without its `i` flag; None when it holds an upper-case letter.
+    lower: Option<regex::bytes::Regex>,
+}
+
+impl Folded {
+    /// Compiles `pattern`, which starts with `(?i)` or `(?im)` (Unicode mode, as
+    /// `Regex::new`).
+    pub fn new(pattern: &str) -> Result<Folded, regex::Error> {
+        let ci = Gated::new(pattern)?;
+        let body = pattern.strip_prefix("(?i)").map(str::to_string).or_else(|| pattern.strip_prefix("(?im)").map(|b| format!("(?m){b}")));
+        // An upper-case letter not escaped (`\D`, `\S`, `\W`, `\B` are classes) would
+        // need folding: keep such a pattern on the case-insensitive path only.
+        let cased = |p: &str| {
+            let b = p.as_bytes();
+            (0..b.len()).any(|i| b.get(i).is_some_and(u8::is_ascii_uppercase) && (i == 0 || b.get(i - 1) != Some(&b'\\')))
+        };
+        let lower = body.filter(|b| !cased(b)).and_then(|b| regex::bytes::Regex::new(&b).ok());
+        Ok(Folded { ci, lower })
+    }
+
+    /// As `Regex::is_match` of the `(?i)` pattern.
+    pub fn is_match(&self, s: &str) -> bool {
+        match &self.lower {
+            Some(re) if s.is_ascii() => with_lower(s.as_bytes(), |l| re.is_match(l)),
+            _ => self.ci.is_match(s),
+        }
+    }
+
+    /// Start offsets of the matches `Regex::find_iter` of the `(?i)` pattern gives.
+    pub fn starts(&self, s: &str) -> Vec<usize> {
+        match &self.lower {
+            Some(re) if s.is_ascii() => with_lower(s.as_bytes(), |l| re.find_iter(l).map(|m| m.start()).collect()),
+            _ => self.ci.find_iter(s).map(|m| m.start()).collect(),
+        }
+    }
+
+    /// Whether the fast path exists (the pattern is all lower case).
+    pub fn is_folded(&self) -> bool {
+        self.lower.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folded_answers_as_the_case_insensitive_regex() {
+        let texts = ["Delivery Is DELAYED", "warning: Message 123 Delayed\nx", "", "nothing", "line\n  -- Original Message --", "Ärger DELAYED", "K delayed"];
+        for p in [r"(?i)\b(?:delivery is delayed|warning: message .* delayed)", r"(?im)^\s*(?:-{2,})?\s*original message", r"(?i)k delayed"] {
+            let f = Folded::new(p).expect("pattern");
+            assert!(f.is_folded(), "{p}");
+            let r = regex::Regex::new(p).expect("pattern");
+            for t in texts {
+                assert_eq!(f.is_match(t), r.is_match(t), "{p:?} on {t:?}");
+                assert_eq!(f.starts(t), r.find_iter(t).map(|m| m.start()).collect::<Vec<_>>(), "{p:?} on {t:?}");
+            }
+        }
+        assert!(!Folded::new(r"(?i)RCPT").expect("pattern").is_folded());
+    }
 
     fn lits(p: &str) -> Option<Vec<String>> {
         required_literals(p, true).map(|r| {

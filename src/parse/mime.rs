@@ -118,17 +118,19 @@ pub fn parse_headers(block: &[u8]) -> Headers {
         if h.fields.is_empty() && line.starts_with(b"From ") {
             continue;
         }
-        let Some(colon) = memchr::memchr(b':', line) else { continue };
-        let name = line.get(..colon).unwrap_or(&[]);
-        if name.is_empty() || name.iter().any(|b| *b <= b' ' || *b >= 127) {
+        // The name runs to the first ':' and holds only printable ASCII (one pass: a
+        // byte that may not stand in a name before any ':' rules the line out).
+        let Some(colon) = line.iter().position(|&b| b == b':' || b <= b' ' || b >= 127) else { continue };
+        if line.get(colon) != Some(&b':') || colon == 0 {
             continue;
         }
+        let name = line.get(..colon).unwrap_or(&[]);
         if h.fields.len() >= MAX_FIELDS {
             break;
         }
         let ns = h.buf.len() as u32;
         // The name is ASCII (checked above).
-        h.buf.push_str(std::str::from_utf8(name).unwrap_or(""));
+        push(&mut h.buf, name);
         if let Some(n) = h.buf.get_mut(ns as usize..) {
             n.make_ascii_lowercase();
         }

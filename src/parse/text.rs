@@ -76,7 +76,8 @@ pub fn find_addresses(s: &str) -> Vec<Found<'_>> {
             end -= 1;
         }
         let domain = s.get(at + 1..end).unwrap_or("");
-        if start == at || !domain.contains('.') || domain.starts_with('.') || domain.contains("..") {
+        // (A byte loop: domains are short, and a substring searcher costs more to set up.)
+        if start == at || !domain.contains('.') || domain.starts_with('.') || domain.as_bytes().windows(2).any(|w| w == b"..") {
             continue;
         }
         // The TLD must hold a letter (not an IP literal tail or a version number).
@@ -119,6 +120,12 @@ pub fn re(pattern: &str) -> Result<Regex, regex::Error> {
 /// pattern's words is never run through the regex (see `gate`).
 pub fn gated(pattern: &str) -> Result<Gated, regex::Error> {
     Gated::new(&pattern.replace("\\b", "(?-u:\\b)"))
+}
+
+/// As [`gated`], for a pattern written in lower case that runs over long texts (see
+/// `gate::Folded`).
+pub fn folded(pattern: &str) -> Result<super::gate::Folded, regex::Error> {
+    super::gate::Folded::new(&pattern.replace("\\b", "(?-u:\\b)"))
 }
 
 /// The first `max` bytes of `s`, cut back to a char boundary.
@@ -167,6 +174,14 @@ fn collapse_ascii(s: &str) -> String {
 /// each continuation line ("550-5.7.1 first part 550 5.7.1 second part"), once the
 /// lines are joined: the repeats split the remote's sentence in two.
 pub fn strip_continuation_codes(s: &str) -> String {
+    // Every match holds a reply code and a dash ("550-"): without one, no regex run.
+    let b = s.as_bytes();
+    let dashed_code = memchr::memchr_iter(b'-', b).any(|i| {
+        i >= 3 && matches!(b.get(i - 3), Some(b'2' | b'4' | b'5')) && b.get(i - 2).is_some_and(u8::is_ascii_digit) && b.get(i - 1).is_some_and(u8::is_ascii_digit)
+    });
+    if !dashed_code {
+        return s.to_string();
+    }
     let Some(m) = REPLY_LEAD.captures(s) else { return s.to_string() };
     let (Some(whole), Some(code)) = (m.get(0), m.get(1)) else { return s.to_string() };
     let code = code.as_str();
@@ -224,38 +239,41 @@ fn enhanced_at(b: &[u8], i: usize) -> Option<usize> {
 
 /// Every enhanced status code (RFC 3463) in `s`, in order.
 pub fn enhanced_codes(s: &str) -> Vec<&str> {
+    enhanced_iter(s).collect()
+}
+
+/// The enhanced status codes of `s`, in order, found as they are asked for.
+fn enhanced_iter(s: &str) -> impl Iterator<Item = &str> + '_ {
     let b = s.as_bytes();
-    let mut out = Vec::new();
     let mut i = 0;
-    while i + 4 < b.len() + 1 {
-        match memchr::memchr(b'.', b.get(i + 1..).unwrap_or(&[])) {
-            Some(n) => {
-                let at = i + n; // candidate class digit just before the dot
-                if let Some(len) = enhanced_at(b, at) {
-                    if let Some(code) = s.get(at..at + len) {
-                        out.push(code);
-                    }
-                    i = at + len;
-                } else {
-                    i = at + 1;
+    std::iter::from_fn(move || {
+        while i + 4 < b.len() + 1 {
+            let n = memchr::memchr(b'.', b.get(i + 1..).unwrap_or(&[]))?;
+            let at = i + n; // candidate class digit just before the dot
+            if let Some(len) = enhanced_at(b, at) {
+                i = at + len;
+                if let Some(code) = s.get(at..at + len) {
+                    return Some(code);
                 }
+            } else {
+                i = at + 1;
             }
-            None => break,
         }
-    }
-    out
+        None
+    })
 }
 
 /// The first plausible enhanced status code in `s`.
 pub fn enhanced_code(s: &str) -> Option<&str> {
-    enhanced_codes(s).into_iter().next()
+    enhanced_iter(s).next()
 }
 
 /// Positions of SMTP reply codes in `s`: three digits [245][0-5][0-9] at a word start
 /// and followed by a space, '-', a bracket or the end.
 fn reply_positions(s: &str) -> impl Iterator<Item = (usize, u16)> + '_ {
     let b = s.as_bytes();
-    (0..b.len().saturating_sub(2)).filter_map(move |i| {
+    // Candidates start with 2, 4 or 5: memchr skips the text between them.
+    memchr::memchr3_iter(b'2', b'4', b'5', b).take_while(move |&i| i + 2 < b.len()).filter_map(move |i| {
         let (c0, c1, c2) = (*b.get(i)?, *b.get(i + 1)?, *b.get(i + 2)?);
         if !matches!(c0, b'2' | b'4' | b'5') || !(b'0'..=b'5').contains(&c1) || !c2.is_ascii_digit() {
             return None;
@@ -353,34 +371,52 @@ pub fn better_status(field: &str, text: &str) -> String {
     }
 }
 
-/// The wordings of each SMTP command, in order of preference (case-insensitive).
+/// The wordings of each SMTP command, in order of preference (matched ignoring case;
+/// written in lower case so they also run case-sensitively over lower-cased text).
 const COMMAND_WORDINGS: [(&str, &str); 6] = [
-    ("RCPT", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?RCPT\b|\bRCPT TO (?:command|response)|\bRCPT TO:\s*<|\[RCPT_TO\]|>>> RCPT\b|\bdoes not like recipient"),
-    ("MAIL", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?MAIL\b|\bMAIL FROM (?:command|response)|\bMAIL FROM:\s*<|\[MAIL_FROM\]|>>> MAIL\b"),
-    ("DATA", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?DATA\b|\bend of data\b|\bDATA (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> DATA\b|\[DATA\]"),
-    ("EHLO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?EHLO\b|>>> EHLO\b"),
-    ("HELO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?HELO\b|>>> HELO\b"),
+    ("RCPT", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?rcpt\b|\brcpt to (?:command|response)|\brcpt to:\s*<|\[rcpt_to\]|>>> rcpt\b|\bdoes not like recipient"),
+    ("MAIL", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?mail\b|\bmail from (?:command|response)|\bmail from:\s*<|\[mail_from\]|>>> mail\b"),
+    ("DATA", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?data\b|\bend of data\b|\bdata (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> data\b|\[data\]"),
+    ("EHLO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?ehlo\b|>>> ehlo\b"),
+    ("HELO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?helo\b|>>> helo\b"),
     ("CONN", r"\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b"),
 ];
 
-/// The wordings as one multi-pattern regex (the pattern that matches leftmost, the
-/// earlier at a tie, names the command: one search, no capture groups), behind the
-/// literal gate of their alternation.
-static COMMAND: LazyLock<Option<(regex_automata::meta::Regex, super::gate::Gate)>> = LazyLock::new(|| {
+/// The wordings as multi-pattern regexes (the pattern that matches leftmost, the
+/// earlier at a tie, names the command: one search, no capture groups): matching
+/// case-insensitively behind the literal gate of their alternation, and
+/// case-sensitively for lower-cased ASCII text (see `gate::Folded`).
+struct CommandWordings {
+    ci: regex_automata::meta::Regex,
+    gate: super::gate::Gate,
+    lower: regex_automata::meta::Regex,
+}
+
+static COMMAND: LazyLock<Option<CommandWordings>> = LazyLock::new(|| {
     let ascii_wb = |p: &str| p.replace("\\b", "(?-u:\\b)");
-    let patterns: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?i){}", ascii_wb(p))).collect();
+    let ci: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?i){}", ascii_wb(p))).collect();
+    let lower: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| ascii_wb(p)).collect();
     let joined = format!("(?i){}", COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?:{})", ascii_wb(p))).collect::<Vec<_>>().join("|"));
-    let re = regex_automata::meta::Regex::new_many(&patterns).ok()?;
-    Some((re, super::gate::Gate::new(&joined, true)))
+    Some(CommandWordings {
+        ci: regex_automata::meta::Regex::new_many(&ci).ok()?,
+        gate: super::gate::Gate::new(&joined, true),
+        lower: regex_automata::meta::Regex::new_many(&lower).ok()?,
+    })
 });
 
 /// The SMTP command a reply text says it answered, if stated.
 pub fn smtp_command(s: &str) -> &'static str {
-    let Some((re, gate)) = COMMAND.as_ref() else { return "" };
-    if !gate.may_match(s.as_bytes()) {
-        return "";
-    }
-    re.find(s).and_then(|m| COMMAND_WORDINGS.get(m.pattern().as_usize())).map_or("", |(cmd, _)| cmd)
+    let Some(c) = COMMAND.as_ref() else { return "" };
+    let pattern = if s.is_ascii() {
+        // The gate's words (rcpt, data, greeting ...) say "no" more often than the
+        // regex's own prefixes ("for", "after") on long texts.
+        super::gate::with_lower(s.as_bytes(), |l| if c.gate.may_match_lower(l, true) { c.lower.find(l).map(|m| m.pattern()) } else { None })
+    } else if c.gate.may_match(s.as_bytes()) {
+        c.ci.find(s).map(|m| m.pattern())
+    } else {
+        None
+    };
+    pattern.and_then(|p| COMMAND_WORDINGS.get(p.as_usize())).map_or("", |(cmd, _)| cmd)
 }
 
 /// Whether `s` contains `needle`, ignoring ASCII case.
@@ -415,8 +451,8 @@ fn byte_rank(b: u8) -> u8 {
 
 /// Whether an address is a mail system's own (mailer-daemon, postmaster).
 pub fn is_system_address(a: &str) -> bool {
-    let local = a.split('@').next().unwrap_or("").to_ascii_lowercase();
-    matches!(local.as_str(), "mailer-daemon" | "postmaster" | "mail-daemon" | "mailerdaemon" | "root" | "daemon")
+    let local = a.split('@').next().unwrap_or("");
+    ["mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "root", "daemon"].iter().any(|n| local.eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]
@@ -461,6 +497,8 @@ mod tests {
         assert!(COMMAND.is_some(), "the command wordings compile");
         assert_eq!(smtp_command("did not like our final DATA: 550"), "DATA");
         assert_eq!(smtp_command("SMTP error from remote mail server after RCPT TO:<a@b.c>:"), "RCPT");
+        assert_eq!(smtp_command("SMTP error from remote mail server after RCPT TO:<a@b.c>: Bitte überprüfen"), "RCPT");
+        assert_eq!(smtp_command(">>> DATA\n<<< 554 no"), "DATA");
         // A transcript line naming an address that starts like a command is no command.
         assert_eq!(smtp_command(">>> mailadmin@example.org <mailadmin@example.org>"), "");
         assert_eq!(clean_address("rfc822; <A@b.c>"), "A@b.c");

@@ -18,23 +18,29 @@ pub fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
 
-/// Applies every migration the database lacks, each in its own transaction; refuses a
-/// database newer than this binary. Returns the versions applied.
+/// Applies every migration the database lacks, all in one transaction (one commit, and
+/// a failure leaves the database as it was); refuses a database newer than this binary.
+/// Returns the versions applied.
 pub fn migrate(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
     let known = MIGRATIONS.len() as i64;
     let found = schema_version(conn)?;
     if found > known {
         return Err(StoreError::TooNew { found, known });
     }
+    if found == known {
+        return Ok(Vec::new());
+    }
     let mut applied = Vec::new();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Read again under the write lock: another process may have migrated meanwhile.
+    let found = schema_version(&tx)?;
     for (i, (_name, sql)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = i as i64 + 1;
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
         applied.push(version);
     }
+    tx.commit()?;
     Ok(applied)
 }
 

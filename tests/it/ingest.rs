@@ -86,3 +86,19 @@ fn ingest_cut_short_then_rerun_stores_what_one_run_stores() {
     assert_eq!(rest.stored as usize + partial.len(), once.stored as usize, "{rest:?}");
     assert_eq!(rows(&cut), rows(&whole));
 }
+
+#[test]
+fn a_new_store_is_created_in_wal_mode_with_the_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    let conn = rebound::store::open(&db).unwrap();
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(conn.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0)).unwrap(), 2);
+    assert_eq!(rebound::store::schema_version(&conn).unwrap(), rebound::store::MIGRATIONS.len() as i64);
+    drop(conn);
+    // Reopened (not new any more): nothing to apply, same schema.
+    let conn = rebound::store::open(&db).unwrap();
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'", [], |r| r.get(0)).unwrap();
+    assert_eq!(tables, 1);
+}

@@ -7,7 +7,7 @@
 use crate::parse::context::Context;
 use crate::parse::record::{Kind, Record};
 use crate::parse::text::{self, Found};
-use crate::parse::gate::Gated;
+use crate::parse::gate::{Folded, Gated};
 use std::sync::LazyLock;
 
 /// Most lines of report text read.
@@ -34,20 +34,20 @@ static LABELLED: LazyLock<Gated> = LazyLock::new(|| {
 static REPLY_LED: LazyLock<Gated> = LazyLock::new(|| crate::parse::text::gated(r"^\s*(?:<<<\s*)?[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?<$").expect("regex")); // ok: constant pattern, compiled by the unit tests
 
 /// Report text markers after which no recipient is listed (the original follows).
-static END_MARKERS: LazyLock<Gated> = LazyLock::new(|| {
-    crate::parse::text::gated(
+static END_MARKERS: LazyLock<Folded> = LazyLock::new(|| {
+    crate::parse::text::folded(
         r"(?im)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message|returned message)",
     )
     .expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
-static DELAY: LazyLock<Gated> = LazyLock::new(|| {
-    crate::parse::text::gated(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)").expect("regex") // ok: constant pattern, compiled by the unit tests
+static DELAY: LazyLock<Folded> = LazyLock::new(|| {
+    crate::parse::text::folded(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// Phrases saying the MTA gave up after retrying for its queue lifetime.
-pub static EXPIRED: LazyLock<Gated> = LazyLock::new(|| {
-    crate::parse::text::gated(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex") // ok: constant pattern, compiled by the unit tests
+pub static EXPIRED: LazyLock<Folded> = LazyLock::new(|| {
+    crate::parse::text::folded(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// A recipient found in the text, and where.
@@ -63,7 +63,8 @@ struct Hit {
 /// bullets or quotes) or a recipient phrase leads up to it.
 fn classify(line: &str, f: &Found<'_>) -> Option<bool> {
     let before = line.get(..f.start).unwrap_or("");
-    let lead = before.trim_start_matches(|c: char| c.is_whitespace() || "*-•>#\"'<([".contains(c) || c.is_ascii_digit() && before.trim().len() < 4);
+    let short = before.trim().len() < 4;
+    let lead = before.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '-' | '•' | '>' | '#' | '"' | '\'' | '<' | '(' | '[') || c.is_ascii_digit() && short);
     let lead = lead.trim_end_matches(['<', '"', '\'', ' ']);
     if lead.is_empty() {
         // "To: x" and "From: x" summaries are not recipient lines; bare addresses are.
@@ -78,7 +79,7 @@ fn classify(line: &str, f: &Found<'_>) -> Option<bool> {
     if tail.is_empty() && label.ends_with(':') {
         let name = label.trim_end_matches(':').trim().to_ascii_lowercase();
         let summary = ["to", "cc", "bcc", "from", "sent", "date", "subject", "mail from", "reply-to", "sender", "return-path", "envelope-from", "x-postfix-sender"];
-        if !summary.iter().any(|s| name == *s || name.ends_with(&format!(" {s}"))) {
+        if !summary.iter().any(|s| name == *s || name.strip_suffix(s).is_some_and(|rest| rest.ends_with(' '))) {
             return Some(false);
         }
     }
@@ -267,9 +268,9 @@ fn lines_and_markers(t: &str) -> (Vec<&str>, Vec<bool>) {
     }
     let mut markers = vec![false; lines.len()];
     let scope = text::prefix(t, off.min(t.len()));
-    for m in END_MARKERS.find_iter(scope) {
+    for m in END_MARKERS.starts(scope) {
         // A match may begin on the blank prefix of its line; find the line holding it.
-        let idx = match starts.binary_search(&m.start()) {
+        let idx = match starts.binary_search(&m) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };

@@ -42,8 +42,8 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
     BOUNCE_TEXT.is_match(text::prefix(&ctx.text, 3000))
 }
 
-static BOUNCE_TEXT: LazyLock<Gated> = LazyLock::new(|| {
-    crate::parse::text::gated(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationType"\s*:"#).expect("regex") // ok: constant pattern, compiled by the unit tests
+static BOUNCE_TEXT: LazyLock<crate::parse::gate::Folded> = LazyLock::new(|| {
+    crate::parse::text::folded(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationtype"\s*:"#).expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// Records read from the report text when no delivery-status part gave any; `exclude`
