@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # LMTP throughput: Postfix's null LMTP server (smtp-sink -L) against `rebound serve`
-# (durable: WAL, synchronous=FULL, fresh database), both driven by `smtp-source -L` in the
+# (durable: each 250 after COMMIT and an fdatasync of the WAL; fresh database), both driven by `smtp-source -L` in the
 # same run, at 1, 8 and 32 sessions on the 4 KB Postfix DSN. Prints messages/s, the
 # ratio rebound/smtp-sink, CPU per message of each server, rebound's peak RSS, its
 # group-commit figures (jobs per transaction, jobs per WAL flush, flush and wait times)
