@@ -13,7 +13,7 @@ static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
     crate::parse::text::re(r"(?i)^\s*(?:auto(?:matic|matisch)?[\s_-]?(?:reply|response|antwort|respuesta)|autoreply|out of (?:the )?office|away from (?:the )?office|on vacation|vacation|abwesenheit|absence|r[ée]ponse automatique|自動応答|自動返信|不在)").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 static RETURN: LazyLock<Regex> = LazyLock::new(|| {
-    crate::parse::text::re(r"(?i)\b(?:return(?:ing)?|back|until|till|through|reachable again)\b[^.\n]{0,40}?\b(\d{4}-\d{2}-\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:,?\s+\d{4})?)").expect("regex") // ok: constant pattern, compiled by the unit tests
+    crate::parse::text::re(r"(?i)\b(?:return(?:ing)?|back|until|till|through|reachable again|bis|zur[üu]ck|jusqu.?(?:au|à)|retour)\b[^.\n]{0,40}?\b(\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:,?\s+\d{4})?)").expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
 /// Whether the headers mark the message as an automatic reply.
@@ -71,6 +71,9 @@ pub fn return_date(body: &str, date_header: &str) -> Option<String> {
     if m.len() == 10 && m.as_bytes().get(4) == Some(&b'-') {
         return Some(m);
     }
+    if let Some(d) = numeric_date(&m) {
+        return Some(d);
+    }
     let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
     let month = months.iter().position(|mo| m.contains(mo))? + 1;
     let nums: Vec<u32> = m
@@ -85,6 +88,21 @@ pub fn return_date(body: &str, date_header: &str) -> Option<String> {
     Some(format!("{year:04}-{month:02}-{day:02}"))
 }
 
+/// A day-month-year date written with dots (European: day first) or slashes (day or
+/// month first, decided only when one of the two is over 12), as YYYY-MM-DD.
+fn numeric_date(m: &str) -> Option<String> {
+    let sep = if m.contains('.') { '.' } else if m.contains('/') { '/' } else { return None };
+    let nums: Vec<u32> = m.split(sep).map(|p| p.trim().parse().ok()).collect::<Option<_>>()?;
+    let [a, b, year] = nums[..] else { return None };
+    let (day, month) = match sep {
+        '.' => (a, b),
+        _ if a > 12 => (a, b),
+        _ if b > 12 => (b, a),
+        _ => return None,
+    };
+    ((1..=12).contains(&month) && (1..=31).contains(&day) && year > 1900).then(|| format!("{year:04}-{month:02}-{day:02}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +112,10 @@ mod tests {
         assert_eq!(return_date("I am away returning to the office on May 5th.", "Tue, 1 May 2018 00:00:00 +0000").as_deref(), Some("2018-05-05"));
         assert_eq!(return_date("back on 2020-01-10", "").as_deref(), Some("2020-01-10"));
         assert_eq!(return_date("nothing here", ""), None);
+        assert_eq!(return_date("I am on vacation and will be back on 12/14/2026.", "").as_deref(), Some("2026-12-14"));
+        assert_eq!(return_date("back on 14/12/2026", "").as_deref(), Some("2026-12-14"));
+        assert_eq!(return_date("back on 03/04/2026", ""), None, "day or month first cannot be told");
+        assert_eq!(return_date("Ich bin bis zum 10.12.2026 nicht im Buero.", "").as_deref(), Some("2026-12-10"));
+        assert_eq!(return_date("back on 31.13.2026", ""), None);
     }
 }
