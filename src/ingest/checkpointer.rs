@@ -1,13 +1,14 @@
 //! Bulk durability for ingest: the writer's commits skip the fsync (WAL with
 //! `synchronous=NORMAL`, still consistent after a crash or power loss, since SQLite
-//! syncs the WAL before each checkpoint), checkpoints run on a thread of their own
+//! syncs the WAL before each checkpoint), checkpoints run on the store's checkpoint
+//! thread ([`crate::store::checkpoint`], as for serve's writer, WAL rewind included)
 //! instead of stalling the writer after a commit, and [`BulkWrite::finish`] fsyncs the
 //! WAL once at the end, so what ingest reports as stored is on disk. A run cut short
 //! loses at most its last transactions, which a rerun stores (ingest is idempotent).
 
+use crate::store::checkpoint::{self, Checkpointer};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
 /// SQLite's default `wal_autocheckpoint` (pages), restored at the end.
@@ -20,8 +21,7 @@ pub(super) struct BulkWrite {
     synchronous: i64,
     /// Whether anything was committed (a run that stores nothing syncs nothing).
     commits: u64,
-    wake: Option<SyncSender<()>>,
-    thread: Option<JoinHandle<()>>,
+    checkpointer: Option<(Checkpointer, JoinHandle<()>)>,
 }
 
 impl BulkWrite {
@@ -37,23 +37,22 @@ impl BulkWrite {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let mut wal = db.as_os_str().to_owned();
         wal.push("-wal");
-        Ok(Some(BulkWrite { db: db.to_owned(), wal: wal.into(), synchronous, commits: 0, wake: None, thread: None }))
+        Ok(Some(BulkWrite { db: db.to_owned(), wal: wal.into(), synchronous, commits: 0, checkpointer: None }))
     }
 
     /// Called after each commit: lets the checkpoint thread (started by the first
-    /// commit) copy what was committed.
+    /// commit) copy what was committed, and rewinds the WAL when it asks.
     pub(super) fn committed(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         self.commits += 1;
         if self.commits == 1 {
-            match checkpointer(&self.db) {
-                Some((w, t)) => (self.wake, self.thread) = (Some(w), Some(t)),
+            self.checkpointer = checkpoint::start(&self.db);
+            if self.checkpointer.is_none() {
                 // No second connection: the writer checkpoints as before.
-                None => conn.pragma_update(None, "wal_autocheckpoint", DEFAULT_AUTOCHECKPOINT_PAGES)?,
+                conn.pragma_update(None, "wal_autocheckpoint", DEFAULT_AUTOCHECKPOINT_PAGES)?;
             }
         }
-        if let Some(w) = &self.wake {
-            // Full: a checkpoint is already due, which will take these pages too.
-            let _ = w.try_send(());
+        if let Some((c, _)) = &self.checkpointer {
+            c.committed(conn);
         }
         Ok(())
     }
@@ -77,8 +76,9 @@ impl BulkWrite {
     }
 
     fn stop(&mut self) {
-        self.wake.take();
-        if let Some(t) = self.thread.take() {
+        // Dropping the checkpointer ends its thread.
+        if let Some((c, t)) = self.checkpointer.take() {
+            drop(c);
             let _ = t.join();
         }
     }
@@ -88,29 +88,4 @@ impl Drop for BulkWrite {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A thread with its own connection that runs a passive checkpoint (never waits for
-/// readers or the writer) each time it is woken; it ends when the sender is dropped.
-fn checkpointer(db: &Path) -> Option<(SyncSender<()>, JoinHandle<()>)> {
-    let conn = Connection::open_with_flags(
-        db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .ok()?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
-    let (wake, rx) = sync_channel::<()>(1);
-    let thread = std::thread::Builder::new()
-        .name("ingest-checkpoint".into())
-        .spawn(move || {
-            while rx.recv().is_ok() {
-                // Busy (another checkpoint, e.g. serve's) or failed: the next wake, or
-                // the last connection's close, checkpoints instead.
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::debug!(error = %e, "ingest checkpoint");
-                }
-            }
-        })
-        .ok()?;
-    Some((wake, thread))
 }

@@ -10,11 +10,12 @@
 //! writer is asked to run one checkpoint itself between two batches (little is left to
 //! copy by then) and the next transaction rewinds the WAL.
 
+use rusqlite::Connection;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the checkpointer looks for committed work. Each checkpoint syncs both
 /// files and copies every page changed since the last, once: the hot pages (the right
@@ -30,7 +31,7 @@ const REWIND_FRAMES: i64 = 4_096;
 
 /// What the writer and the checkpointer share.
 #[derive(Default)]
-pub(super) struct CheckpointState {
+pub(crate) struct CheckpointState {
     /// Transactions the writer committed (the checkpointer runs only when it moved).
     pub commits: AtomicU64,
     /// Set by the checkpointer when the WAL should be rewound by the writer.
@@ -38,7 +39,7 @@ pub(super) struct CheckpointState {
 }
 
 /// The running checkpointer: dropping it stops the thread (join it after).
-pub(super) struct Checkpointer {
+pub(crate) struct Checkpointer {
     /// Shared with the writer.
     pub state: Arc<CheckpointState>,
     /// Dropped (with the writer) to stop the thread.
@@ -47,7 +48,7 @@ pub(super) struct Checkpointer {
 
 /// Starts the checkpointer on a second connection to the writer's database (None when
 /// it cannot be opened: SQLite's automatic checkpoints then stay on).
-pub(super) fn start(db: &Path) -> Option<(Checkpointer, std::thread::JoinHandle<()>)> {
+pub(crate) fn start(db: &Path) -> Option<(Checkpointer, std::thread::JoinHandle<()>)> {
     let conn = match rusqlite::Connection::open(db).map_err(super::StoreError::from).and_then(|c| {
         super::configure(&c)?;
         Ok(c)
@@ -67,6 +68,27 @@ pub(super) fn start(db: &Path) -> Option<(Checkpointer, std::thread::JoinHandle<
         .map_err(|e| tracing::warn!(error = %e, "checkpoint thread not started"))
         .ok()?;
     Some((Checkpointer { state, _stop: stop }, handle))
+}
+
+impl Checkpointer {
+    /// Called by the writer after each commit, between two transactions: counts the
+    /// commit and, when the checkpointer asked for it, rewinds the WAL.
+    pub(crate) fn committed(&self, conn: &Connection) {
+        self.state.commits.fetch_add(1, Ordering::Relaxed);
+        if self.state.rewind.swap(false, Ordering::Relaxed) {
+            rewind(conn);
+        }
+    }
+}
+
+/// Checkpoints everything on the writer's connection between batches, so the next
+/// transaction starts the WAL over.
+fn rewind(conn: &Connection) {
+    let start = Instant::now();
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+        Ok(frames) => tracing::debug!(frames, ms = start.elapsed().as_millis() as u64, "WAL checkpointed for rewind"),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+    }
 }
 
 fn run(conn: rusqlite::Connection, state: Arc<CheckpointState>, stop: Receiver<()>) {

@@ -8,7 +8,7 @@ pub mod hooks;
 pub mod query;
 pub mod logevents;
 pub mod logpos;
-mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod durable;
 mod migrate;
 pub mod raw;

@@ -250,21 +250,8 @@ fn writer_loop(
             batch.reserve(max_batch);
         }
         if let Some(c) = &checkpointer {
-            c.state.commits.fetch_add(1, Ordering::Relaxed);
-            if c.state.rewind.swap(false, Ordering::Relaxed) {
-                rewind(&conn);
-            }
+            c.committed(&conn);
         }
-    }
-}
-
-/// Checkpoints everything on the writer's connection between batches, so the next
-/// transaction starts the WAL over (see [`super::checkpoint`]).
-fn rewind(conn: &Connection) {
-    let start = Instant::now();
-    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-        Ok(frames) => tracing::debug!(frames, ms = start.elapsed().as_millis() as u64, "WAL checkpointed for rewind"),
-        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
     }
 }
 
