@@ -64,7 +64,8 @@ fn samples(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn to_lf(b: &[u8]) -> Vec<u8> {
+/// The bytes with every CRLF made LF (a lone CR is kept).
+pub(crate) fn to_lf(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -78,7 +79,8 @@ fn to_lf(b: &[u8]) -> Vec<u8> {
     out
 }
 
-fn to_crlf(b: &[u8]) -> Vec<u8> {
+/// The bytes with every line ending CRLF.
+pub(crate) fn to_crlf(b: &[u8]) -> Vec<u8> {
     let lf = to_lf(b);
     let mut out = Vec::with_capacity(lf.len() + lf.len() / 40);
     for &c in &lf {

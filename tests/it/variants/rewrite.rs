@@ -11,18 +11,7 @@ pub(super) fn eol_of(m: &[u8]) -> &'static [u8] {
 
 /// LF <-> CRLF.
 pub(super) fn flip_line_ends(m: &[u8]) -> Vec<u8> {
-    let lf: Vec<u8> = m.iter().copied().filter(|&b| b != b'\r').collect();
-    if eol_of(m) == b"\r\n" {
-        return lf;
-    }
-    let mut out = Vec::with_capacity(lf.len() + lf.len() / 40);
-    for &b in &lf {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
+    if eol_of(m) == b"\r\n" { crate::golden::to_lf(m) } else { crate::golden::to_crlf(m) }
 }
 
 pub(super) fn with_mbox_line(m: &[u8]) -> Vec<u8> {
