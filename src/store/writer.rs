@@ -158,9 +158,11 @@ impl Writer {
         let flusher_pacing = pacing.clone();
         helpers.push(std::thread::Builder::new().name("rebound-flush".into()).spawn(move || {
             while let Ok(mut ran) = from_writer.recv() {
-                let took = done.settle(&mut ran);
-                flusher_pacing.last_flush_us.store(took.as_micros() as u64, Ordering::Relaxed);
+                let (flushed, sync) = done.flush(&ran);
+                flusher_pacing.last_flush_us.store(sync.sync_time.as_micros() as u64, Ordering::Relaxed);
+                // On disk: the next batch may commit while these waiters are answered.
                 flusher_pacing.flushed();
+                done.answer(&mut ran, flushed, sync);
             }
         })?);
         let shared = pacing.clone();
@@ -463,11 +465,10 @@ struct Committed {
 }
 
 impl Committed {
-    /// Flushes once for every transaction in `ran` that committed, then answers them
-    /// all in commit order (failures too, so observers see batches as they ran).
-    fn settle(&mut self, ran: &mut Vec<Ran>) -> Duration {
+    /// Flushes once for every transaction in `ran` that committed.
+    fn flush(&mut self, ran: &[Ran]) -> (Result<(), String>, SyncInfo) {
         let committed = ran.iter().filter(|r| r.result.is_ok()).count();
-        let (flushed, sync) = if committed == 0 {
+        if committed == 0 {
             (Ok(()), SyncInfo::default())
         } else {
             self.syncs += 1;
@@ -482,7 +483,12 @@ impl Committed {
                     (Ok(()), SyncInfo { seq: self.syncs, transactions: committed, sync_time: Duration::ZERO })
                 }
             }
-        };
+        }
+    }
+
+    /// Answers every job of `ran` in commit order (failures too, so observers see
+    /// batches as they ran), given how the flush ended.
+    fn answer(&mut self, ran: &mut Vec<Ran>, flushed: Result<(), String>, sync: SyncInfo) {
         for r in ran.drain(..) {
             let outcome = match &r.result {
                 Ok(()) => flushed.clone().map_err(WriteError::Failed),
@@ -506,7 +512,6 @@ impl Committed {
                 job.finish(outcome.clone());
             }
         }
-        sync.sync_time
     }
 }
 
