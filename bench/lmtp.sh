@@ -2,8 +2,8 @@
 # LMTP throughput: Postfix's null LMTP server (smtp-sink -L) against `rebound serve`
 # (durable: each 250 after COMMIT and an fdatasync of the WAL; fresh database), both driven by `smtp-source -L` in the
 # same run, at 1, 8 and 32 sessions on the 4 KB Postfix DSN. Prints messages/s, the
-# ratio rebound/smtp-sink, CPU per message of each server, rebound's peak RSS, its
-# group-commit figures (jobs per transaction, jobs per WAL flush, flush and wait times)
+# ratio rebound/smtp-sink, CPU per message of each server (and rebound's by thread),
+# rebound's peak RSS, its group-commit figures (jobs per transaction, jobs per WAL flush, flush and wait times)
 # and the load average before and after (on a shared machine, judge the rates by it;
 # CPU per message moves less with load than messages/s).
 #
@@ -36,6 +36,16 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 # cpu PID... -> CPU milliseconds (user + system) the processes used so far
 cpu() { local t=0; for p in "$@"; do t=$((t + $(awk '{ print ($14 + $15) * 10 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 
+# threads PID -> "name=ticks ..." per thread (same names summed), for CPU by stage
+threads() { for t in /proc/"$1"/task/*; do printf '%s=%s ' "$(tr ' ' _ <"$t/comm")" "$(awk '{ print $14 + $15 }' "$t/stat")"; done; }
+# per_thread BEFORE AFTER MESSAGES -> "name=us/msg ..." (10 ms ticks)
+per_thread() {
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {
+        split(a, x, " "); for (i in x) { split(x[i], kv, "="); t0[kv[1]] += kv[2] }
+        split(b, y, " "); for (i in y) { split(y[i], kv, "="); t1[kv[1]] += kv[2] }
+        for (k in t1) if (t1[k] > t0[k]) printf "%s=%.0f ", k, (t1[k] - t0[k]) * 10000 / n }'
+}
+
 # rate SESSIONS PORT PID... -> "median msg/s over R runs" and "CPU us per message"
 rate() {
     local s=$1 port=$2 rates=() c0 c1
@@ -62,13 +72,21 @@ echo "LMTP benchmark: $M messages of $(wc -c <"$WORK/msg") bytes per run, median
 # The figures move with whatever else runs on the machine: say how busy it was.
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 echo "(CPU: microseconds of server CPU per message, user + system, 10 ms ticks)"
+breakdown=()
 printf '%-9s %14s %14s %8s %10s %10s\n' sessions smtp-sink rebound ratio sink-cpu reb-cpu
 for s in $SESSIONS; do
     # smtp-sink forks nothing, but count its children anyway.
     read -r a acpu < <(rate "$s" "$sink_port" "$SINK" $(pgrep -P "$SINK" || true))
+    t0=$(threads "$REB")
     read -r b bcpu < <(rate "$s" "$reb_port" "$REB")
+    t1=$(threads "$REB")
     printf '%-9s %10s/s %10s/s %8s %8sus %8sus\n' "$s" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')" "$acpu" "$bcpu"
+    breakdown+=("$(printf '  %-7s %s' "$s:" "$(per_thread "$t0" "$t1" $((M * R)))")")
 done
+# Where rebound's CPU goes: tokio workers (sockets, parse, classify, deflate), the
+# writer (inserts, COMMIT), the flusher (fdatasync, answers), the checkpointer.
+echo "rebound CPU by thread, us per message:"
+printf '%s\n' "${breakdown[@]}"
 rss=$(awk '/VmHWM/ { print $2 }' "/proc/$REB/status")
 stored=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select count(*) from messages').fetchone()[0])" "$WORK/bench.db")
 kill -TERM "$REB"; wait "$REB" || true
