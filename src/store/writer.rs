@@ -1,13 +1,13 @@
 //! The single writer: one thread owns the write connection. Callers send jobs over a
 //! bounded channel and await a oneshot reply. Group commit is a two-stage pipeline:
-//! the writer thread runs each job as it arrives inside one open transaction, and
-//! commits it the moment the flusher thread is free; the flusher makes the commit
-//! durable (one `fdatasync` of the WAL, [`super::durable`]) and answers every waiter,
-//! while the writer already runs the jobs of the next batch. So a flush covers
-//! everything that arrived during the previous one, and the inserts never wait for the
-//! disk. If a job fails, the open transaction is rolled back and each of its jobs is
-//! retried in its own transaction, so a failing job fails only itself. A reply of `Ok`
-//! means committed and on disk.
+//! the writer thread runs what is queued as ONE transaction and hands the commit to
+//! the flusher thread, which makes it durable (one `fdatasync` of the WAL,
+//! [`super::durable`]) and answers every waiter. While the flusher works, the writer
+//! gathers the next batch (holding no lock: other connections may write) and commits it
+//! just before the flusher frees up, so COMMIT and `fdatasync` overlap and a flush
+//! covers everything that arrived during the previous one. If a batch fails, each job
+//! is retried in its own transaction so a failing job fails only itself. A reply of
+//! `Ok` means committed and on disk.
 
 use super::checkpoint;
 use super::durable::{self, SyncInfo};
@@ -217,13 +217,6 @@ impl Writer {
     }
 }
 
-/// The transaction the writer keeps open while the flusher works.
-struct Open<'c> {
-    tx: Transaction<'c>,
-    jobs: Vec<Box<dyn Job>>,
-    start: Instant,
-}
-
 fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
@@ -232,93 +225,69 @@ fn writer_loop(
     checkpointer: Option<checkpoint::Checkpointer>,
     pacing: &Pacing,
 ) {
-    let mut arrived: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
-    let mut open: Option<Open<'_>> = None;
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     let mut closed = false;
     // End of the commit delay under way.
     let mut delay_until: Option<Instant> = None;
+    // When the last batch went to the flusher, and how long it took from BEGIN to COMMIT.
+    let mut handed_at = Instant::now();
+    let mut last_commit = Duration::ZERO;
     loop {
-        let held = open.as_ref().map_or(0, |o| o.jobs.len());
-        if held == 0 && !closed {
-            match rx.blocking_recv() {
-                Some(job) => arrived.push(job),
-                None => closed = true,
-            }
-        }
-        closed |= drain(&mut rx, &mut arrived, max_batch.saturating_sub(held));
-        if open.is_none() && !arrived.is_empty() {
-            let start = Instant::now();
-            match Transaction::new_unchecked(&conn, TransactionBehavior::Immediate) {
-                Ok(tx) => open = Some(Open { tx, jobs: Vec::with_capacity(max_batch), start }),
-                Err(e) => {
-                    // BEGIN failed: each job gets its own try (and, most likely, the error).
-                    tracing::warn!(error = %e, "BEGIN failed; trying each job alone");
-                    let ran = retry_alone(&conn, std::mem::take(&mut arrived));
-                    wait_for_flusher(pacing);
-                    hand_over(&flusher, pacing, ran);
-                }
-            }
-        }
-        if let Some(o) = open.as_mut() {
-            let mut failed = false;
-            for mut job in arrived.drain(..) {
-                failed = failed || job.run(&o.tx).is_err();
-                o.jobs.push(job);
-            }
-            if failed {
-                // Roll back and isolate the failing job: everything held runs again alone.
-                if let Some(o) = open.take() {
-                    let jobs = o.jobs.len();
-                    let _ = o.tx.rollback();
-                    tracing::warn!(jobs, "a job in the group commit failed; retrying each job alone");
-                    let ran = retry_alone(&conn, o.jobs);
-                    wait_for_flusher(pacing);
-                    hand_over(&flusher, pacing, ran);
-                    commit_done(&conn, &checkpointer);
-                }
-                continue;
-            }
-        }
-        let held = open.as_ref().map_or(0, |o| o.jobs.len());
-        if held == 0 {
+        if batch.is_empty() {
             if closed {
                 break;
             }
-            continue;
+            match rx.blocking_recv() {
+                Some(job) => batch.push(job),
+                None => {
+                    closed = true;
+                    continue;
+                }
+            }
         }
-        if pacing.flusher_busy() && !closed && held < max_batch {
-            // The flusher still works on the last batch: keep running what arrives.
-            pacing.wait_for(None, || rx.is_empty());
-            continue;
-        }
-        wait_for_flusher(pacing);
-        // Commit delay: when flushes are slow (a real disk under load) and fewer jobs
-        // are held than sessions are open, the others are most likely a round trip
-        // away. Waiting a fraction of a flush for them makes one batch of two
-        // half-size ones: sessions then stay in step and one flush answers them all.
+        let room = max_batch.saturating_sub(batch.len());
+        closed |= drain(&mut rx, &mut batch, room);
         let slow = Duration::from_micros(pacing.last_flush_us.load(Ordering::Relaxed));
-        if !closed && held < pacing.producers().min(max_batch) && slow >= COMMIT_DELAY_FROM {
-            let now = Instant::now();
+        let now = Instant::now();
+        if pacing.flusher_busy() && !closed && batch.len() < max_batch {
+            // The flusher still works on the last batch, which it should finish about
+            // `slow` after it got it; this one cannot be flushed before. Gather what
+            // arrives (without holding the write lock, so other connections such as
+            // the log follower can write) and commit so as to be done as it frees up.
+            let ready = handed_at + slow.saturating_sub(last_commit);
+            if now < ready {
+                std::thread::park_timeout((ready - now).min(PARK_LIMIT));
+                continue;
+            }
+        } else if !pacing.flusher_busy() && !closed && batch.len() < pacing.producers().min(max_batch) && slow >= COMMIT_DELAY_FROM {
+            // Commit delay: when flushes are slow (a real disk under load) and fewer
+            // jobs are queued than sessions are open, the others are most likely a round
+            // trip away. Waiting a fraction of a flush for them makes one batch of two
+            // half-size ones: sessions then stay in step and one flush answers them all.
             let until = *delay_until.get_or_insert(now + (slow / 2).min(MAX_COMMIT_DELAY));
             if now < until {
-                pacing.wait_for(Some(until), || rx.is_empty());
+                pacing.wait_for_job(until, || rx.is_empty());
                 continue;
             }
         }
         delay_until = None;
-        if let Some(o) = open.take() {
-            let result = o.tx.commit().map_err(StoreError::from);
-            let jobs = o.jobs;
-            let ran = match result {
-                Ok(()) => vec![Ran::new(jobs, o.start, Ok(()), true)],
-                Err(e) if jobs.len() == 1 => vec![Ran::new(jobs, o.start, Err(e), false)],
-                Err(e) => {
-                    tracing::warn!(jobs = jobs.len(), error = %e, "group commit failed; retrying each job alone");
-                    retry_alone(&conn, jobs)
-                }
-            };
-            hand_over(&flusher, pacing, ran);
-            commit_done(&conn, &checkpointer);
+        let start = Instant::now();
+        let jobs = batch.len();
+        let ran = match run_batch(&conn, &mut batch) {
+            Ok(()) => vec![Ran::new(std::mem::take(&mut batch), start, Ok(()), true)],
+            Err(e) if jobs == 1 => vec![Ran::new(std::mem::take(&mut batch), start, Err(e), false)],
+            Err(e) => {
+                tracing::warn!(jobs, error = %e, "group commit failed; retrying each job alone");
+                retry_alone(&conn, std::mem::take(&mut batch))
+            }
+        };
+        last_commit = start.elapsed();
+        wait_for_flusher(pacing);
+        hand_over(&flusher, pacing, ran);
+        handed_at = Instant::now();
+        commit_done(&conn, &checkpointer);
+        if batch.capacity() < max_batch {
+            batch.reserve(max_batch);
         }
     }
     // Dropping `flusher` lets the flusher thread settle what it holds and stop.
@@ -418,17 +387,12 @@ impl Pacing {
         self.producers.load(Ordering::Relaxed)
     }
 
-    /// Sleeps until a job arrives, or `until` when given, else until the flusher is
-    /// free (returns at once if that already happened).
-    fn wait_for(&self, until: Option<Instant>, queue_empty: impl Fn() -> bool) {
+    /// Sleeps until a job arrives or `until` (returns at once if one is queued).
+    fn wait_for_job(&self, until: Instant, queue_empty: impl Fn() -> bool) {
         self.waiting.store(true, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         if queue_empty() {
-            match until {
-                Some(t) => std::thread::park_timeout(t.saturating_duration_since(Instant::now()).min(PARK_LIMIT)),
-                None if self.flusher_busy() => std::thread::park_timeout(PARK_LIMIT),
-                None => {}
-            }
+            std::thread::park_timeout(until.saturating_duration_since(Instant::now()).min(PARK_LIMIT));
         }
         self.waiting.store(false, Ordering::SeqCst);
     }
