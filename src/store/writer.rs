@@ -97,7 +97,7 @@ pub struct Writer {
     pacing: Arc<Pacing>,
 }
 
-/// Counts an open session while it lives; see [`Writer::producer`].
+/// Registers a steady producer (an LMTP session) while it lives; see [`Writer::producer`].
 pub struct ProducerGuard(Arc<Pacing>);
 
 impl Drop for ProducerGuard {
@@ -136,7 +136,7 @@ impl Writer {
     ) -> std::io::Result<(Writer, WriterThread)> {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let observe: Observer = Arc::new(Mutex::new(Box::new(observe)));
-        let _ = conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(64);
         let mut helpers = Vec::new();
         let mut checkpointer = None;
         let flush = match durable::wal_path(&conn) {
@@ -157,6 +157,9 @@ impl Writer {
         let (to_flusher, from_writer) = std::sync::mpsc::channel::<Vec<Ran>>();
         let flusher_pacing = pacing.clone();
         helpers.push(std::thread::Builder::new().name("rebound-flush".into()).spawn(move || {
+            // However this thread ends (a panic in an observer included), the writer
+            // must not wait for it: its next hand-over then fails and says so.
+            let _free = FlusherGone(flusher_pacing.clone());
             while let Ok(mut ran) = from_writer.recv() {
                 let (flushed, sync) = done.flush(&ran);
                 flusher_pacing.last_flush_us.store(sync.sync_time.as_micros() as u64, Ordering::Relaxed);
@@ -173,16 +176,11 @@ impl Writer {
         Ok((Writer { tx, pacing }, WriterThread { handle, helpers }))
     }
 
-    /// Counts a connection that may submit work while the guard lives (see
-    /// [`Writer::producers`]).
+    /// Counts a connection that may submit work while the guard lives. The writer uses
+    /// the count to wait briefly for stragglers when a batch is smaller than it.
     pub fn producer(&self) -> ProducerGuard {
         self.pacing.producers.fetch_add(1, Ordering::Relaxed);
         ProducerGuard(self.pacing.clone())
-    }
-
-    /// Connections that hold a [`ProducerGuard`].
-    pub fn producers(&self) -> usize {
-        self.pacing.producers.load(Ordering::Relaxed)
     }
 
     /// Jobs waiting in the channel (not yet taken by the writer).
@@ -259,7 +257,11 @@ fn writer_loop(
                 std::thread::park_timeout((ready - now).min(PARK_LIMIT));
                 continue;
             }
-        } else if !pacing.flusher_busy() && !closed && batch.len() < pacing.producers().min(max_batch) && slow >= COMMIT_DELAY_FROM {
+        } else if !pacing.flusher_busy()
+            && !closed
+            && batch.len() < pacing.producers().min(max_batch)
+            && slow >= COMMIT_DELAY_FROM
+        {
             // Commit delay: when flushes are slow (a real disk under load) and fewer
             // jobs are queued than sessions are open, the others are most likely a round
             // trip away. Waiting a fraction of a flush for them makes one batch of two
@@ -312,7 +314,7 @@ fn retry_alone(conn: &Connection, jobs: Vec<Box<dyn Job>>) -> Vec<Ran> {
         .collect()
 }
 
-/// Blocks until the flusher has answered the last batch it was given.
+/// Blocks until the flusher has made the last batch it was given durable.
 fn wait_for_flusher(pacing: &Pacing) {
     while pacing.flusher_busy() {
         std::thread::park_timeout(PARK_LIMIT);
@@ -330,6 +332,15 @@ fn hand_over(flusher: &std::sync::mpsc::Sender<Vec<Ran>>, pacing: &Pacing, ran: 
                 job.finish(Err(WriteError::Stopped));
             }
         }
+    }
+}
+
+/// Frees the writer when the flusher thread ends.
+struct FlusherGone(Arc<Pacing>);
+
+impl Drop for FlusherGone {
+    fn drop(&mut self) {
+        self.0.flushed();
     }
 }
 
