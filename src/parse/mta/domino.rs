@@ -14,7 +14,7 @@ pub fn text_recipients(ctx: &Context) -> Option<Vec<String>> {
     let rest = t.get(start..)?;
     let end = rest.find("because:").unwrap_or(rest.len().min(1000));
     let list = rest.get(..end)?;
-    let found: Vec<String> = text::find_addresses(list).into_iter().map(|f| f.addr.to_string()).collect();
+    let found: Vec<String> = text::addresses(list).map(|f| f.addr.to_string()).collect();
     (!found.is_empty()).then_some(found)
 }
 
@@ -28,7 +28,7 @@ pub fn refine(ctx: &Context, records: &mut [Record]) {
         if !r.recipient.eq_ignore_ascii_case(&n) {
             r.original_recipient = std::mem::replace(&mut r.recipient, n);
             r.agent = "Domino".into();
-            r.provenance.push(("recipient".into(), "Domino report text (was not delivered to:)".into()));
+            r.provenance.push(("recipient", "Domino report text (was not delivered to:)"));
         }
     }
 }

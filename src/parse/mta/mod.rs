@@ -52,7 +52,7 @@ pub fn scan(ctx: &Context, exclude: &[String]) -> Vec<Record> {
     let known: Vec<String> = ctx
         .headers
         .get_all("x-failed-recipients")
-        .flat_map(|v| text::find_addresses(v).into_iter().map(|f| f.addr.to_string()).collect::<Vec<_>>())
+        .flat_map(|v| text::addresses(v).map(|f| f.addr.to_string()))
         .collect();
     if let Some(r) = amazonses::parse(ctx) {
         return r;
@@ -70,7 +70,7 @@ pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &[String]) -> Ve
     if ctx.original.is_none() {
         return Vec::new();
     }
-    let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
+    let to: Vec<String> = text::addresses(orig.get_or_empty("to")).map(|f| f.addr.to_string()).collect();
     if to.is_empty() || to.len() > 3 {
         return Vec::new();
     }
