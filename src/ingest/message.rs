@@ -10,7 +10,8 @@ use crate::store::event::{NewEvent, NewMessage};
 
 /// A message ready for the writer: what the worker computed from its bytes.
 pub(super) struct Work {
-    /// The parse result, for correlation (VERP candidates, the original's return path).
+    /// The parse result as far as correlation reads it (VERP candidates, the
+    /// original's return path: `store::correlate::correlation_input`).
     pub parsed: ParsedMessage,
     /// The `messages` row.
     pub message: NewMessage,
@@ -47,7 +48,8 @@ pub(super) fn prepare(raw: &[u8], sha256: String, classifier: &Classifier, keep_
         raw_deflated: keep_raw.then(|| crate::store::raw::lz4(raw)),
     };
     let events = event_rows(&processed, &Envelope { source: "ingest".into(), recipient }, occurred_at);
-    Work { parsed: processed.parsed, message, events }
+    // Only what correlation reads goes to the writer; the rest is freed here.
+    Work { parsed: crate::store::correlate::correlation_input(processed.parsed), message, events }
 }
 
 pub use crate::store::raw::{deflate, hex_sha256};
