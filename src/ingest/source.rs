@@ -141,7 +141,10 @@ fn read_line_bounded<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, limit: usize) -> 
     Ok(n)
 }
 
-/// The capacity a new message buffer starts with: most messages fit without regrowing.
+/// What a message buffer is shrunk to when a message over the limit is dropped. A new
+/// buffer starts empty: in an mbox a message mostly arrives in one copy of its buffered
+/// lines, so it is allocated at its size (not 16 KiB for a 4 KB bounce, held in the
+/// queues until a worker is done with it).
 const START_CAPACITY: usize = 16 * 1024;
 
 impl<R: BufRead> MessageReader<R> {
@@ -151,7 +154,7 @@ impl<R: BufRead> MessageReader<R> {
             r,
             mbox: None,
             at_line_start: true,
-            current: Vec::with_capacity(START_CAPACITY),
+            current: Vec::new(),
             current_len: 0,
             max: max_message_bytes,
             done: false,
@@ -160,7 +163,7 @@ impl<R: BufRead> MessageReader<R> {
 
     fn take_current(&mut self) -> Option<ReadMessage> {
         let len = std::mem::take(&mut self.current_len);
-        let msg = std::mem::replace(&mut self.current, Vec::with_capacity(START_CAPACITY));
+        let msg = std::mem::take(&mut self.current);
         if len > self.max as u64 {
             return Some(ReadMessage::TooLarge(len));
         }
