@@ -329,19 +329,13 @@ pub fn for_each_export_row<E: From<StoreError>>(
 }
 
 impl StoredMessage {
-    /// The message bytes, inflated (None once pruned or if the stored bytes are corrupt).
+    /// The message bytes, decoded as `raw_encoding` says (None once pruned, if the
+    /// stored bytes are corrupt, or of an encoding this rebound does not know).
     /// Bounded at 1 GiB so a corrupt or hostile row cannot exhaust memory.
     pub fn raw_bytes(&self) -> Option<Vec<u8>> {
-        use std::io::Read;
         let raw = self.raw.as_deref()?;
-        let limit = 1u64 << 30;
-        let mut out = Vec::new();
-        if flate2::read::DeflateDecoder::new(raw).take(limit).read_to_end(&mut out).is_ok() {
-            return Some(out);
-        }
-        // Also accept a zlib-wrapped stream.
-        out.clear();
-        flate2::read::ZlibDecoder::new(raw).take(limit).read_to_end(&mut out).ok().map(|_| out)
+        let encoding = super::raw::RawEncoding::from_column(&self.raw_encoding)?;
+        super::raw::decode(raw, encoding, 1 << 30).ok()
     }
 }
 
