@@ -168,6 +168,19 @@ mod tests {
         for bad in [&b""[..], b"\x01", &good[..good.len() - 3], b"\xff\xff\xff\x7f\x00\x00"] {
             assert!(decode(bad, RawEncoding::Lz4, 1 << 30).is_err(), "{bad:?}");
         }
+        // Every truncation and every single-byte change decodes or fails, never panics.
+        let text = b"Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n".repeat(20);
+        let packed = lz4(&text);
+        for n in 0..packed.len() {
+            let _ = decode(packed.get(..n).unwrap(), RawEncoding::Lz4, 1 << 20);
+        }
+        for i in 0..packed.len() {
+            for b in [0u8, 0x0f, 0xf0, 0xff] {
+                let mut bad = packed.clone();
+                bad[i] = b;
+                let _ = decode(&bad, RawEncoding::Lz4, 1 << 20);
+            }
+        }
         // A length over the limit is refused before anything is allocated.
         assert!(decode(&lz4(&[b'a'; 5000]), RawEncoding::Lz4, 4000).is_err());
     }
