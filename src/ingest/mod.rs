@@ -12,7 +12,7 @@ mod message;
 mod source;
 mod write;
 
-pub use message::{deflate, hex_sha256};
+pub use message::hex_sha256;
 pub use source::{collect_inputs, Input, MessageReader, ReadMessage};
 use source::{looks_like_message, split_whole};
 

@@ -124,7 +124,7 @@ fn stored_raw_bytes_decode_in_the_new_and_the_old_encoding() {
             source: "lmtp".into(),
             sha256: rebound::ingest::hex_sha256(old),
             size_bytes: old.len() as i64,
-            raw_deflated: Some(rebound::ingest::deflate(old)),
+            raw: Some(rebound::store::raw::StoredRaw::deflate(old)),
             ..Default::default()
         },
     )
