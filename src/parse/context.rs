@@ -147,12 +147,11 @@ impl Context {
         let cs = self.charset.as_deref().unwrap_or("").trim();
         let legacy = !cs.is_empty() && !["utf-8", "utf8", "us-ascii", "ascii"].iter().any(|u| cs.eq_ignore_ascii_case(u));
         let decoded = if legacy { mail_parser::decoders::charsets::map::charset_decoder(cs.to_ascii_lowercase().as_bytes()).map(|f| f(&d)) } else { None };
-        let t = match &decoded {
-            Some(u) => to_text(u.as_bytes(), room),
-            None => to_text(&d, room),
-        };
         let start = self.text.len();
-        self.text.push_str(&t);
+        match &decoded {
+            Some(u) => append_text(&mut self.text, u.as_bytes(), room),
+            None => append_text(&mut self.text, &d, room),
+        }
         self.text.push('\n');
         if self.original.is_none() {
             self.split_inline_original_from(start);
@@ -173,6 +172,19 @@ impl Context {
         let original = super::text::prefix(self.text.get(at..).unwrap_or(""), MAX_ORIGINAL).to_string();
         self.original = Some(original);
         self.text.truncate(at);
+    }
+}
+
+/// Appends what [`to_text`] gives for `bytes` to `out` (LF text: no copy in between).
+fn append_text(out: &mut String, bytes: &[u8], max: usize) {
+    let cut = bytes.get(..max.min(bytes.len())).unwrap_or(bytes);
+    if memchr::memchr(b'\r', cut).is_some() {
+        out.push_str(&to_text(bytes, max));
+        return;
+    }
+    match std::str::from_utf8(cut) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(cut)),
     }
 }
 
