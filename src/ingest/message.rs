@@ -1,7 +1,7 @@
 //! One message on a worker thread: its SHA-256, and for a message not yet stored the
 //! pipeline's parse and classification, the envelope read from its top header fields
 //! (Delivered-To / X-Original-To as the return path, Return-Path, Date), and the
-//! deflated raw bytes, so the writer thread only inserts rows.
+//! raw bytes compressed (LZ4, see `store::raw`), so the writer thread only inserts rows.
 
 use crate::classify::Classifier;
 use crate::parse::ParsedMessage;
@@ -10,7 +10,8 @@ use crate::store::event::{NewEvent, NewMessage};
 
 /// A message ready for the writer: what the worker computed from its bytes.
 pub(super) struct Work {
-    /// The parse result, for correlation (VERP candidates, the original's return path).
+    /// The parse result as far as correlation reads it (VERP candidates, the
+    /// original's return path: `store::correlate::correlation_input`).
     pub parsed: ParsedMessage,
     /// The `messages` row.
     pub message: NewMessage,
@@ -43,10 +44,12 @@ pub(super) fn prepare(raw: &[u8], sha256: String, classifier: &Classifier, keep_
         sha256,
         kind: kind.to_string(),
         size_bytes: raw.len() as i64,
-        raw_deflated: keep_raw.then(|| deflate(raw)),
+        // Stored as `raw_encoding` lz4 (the writer says so with the row).
+        raw_deflated: keep_raw.then(|| crate::store::raw::lz4(raw)),
     };
     let events = event_rows(&processed, &Envelope { source: "ingest".into(), recipient }, occurred_at);
-    Work { parsed: processed.parsed, message, events }
+    // Only what correlation reads goes to the writer; the rest is freed here.
+    Work { parsed: crate::store::correlate::correlation_input(processed.parsed), message, events }
 }
 
 pub use crate::store::raw::{deflate, hex_sha256};

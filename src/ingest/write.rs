@@ -5,7 +5,8 @@
 use super::checkpointer::BulkWrite;
 use super::{DoneChunk, IngestError, IngestOptions, IngestSummary};
 use crate::store::correlate::correlate_with_keys;
-use crate::store::event::{insert_event, insert_message};
+use crate::store::event::{insert_event, insert_message_encoded};
+use crate::store::raw::RawEncoding;
 use crate::store::query;
 use crate::verp::{Keys, VerpConfig};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -129,7 +130,7 @@ fn write_chunk(
                 continue;
             }
         };
-        let message_id = insert_message(tx, &work.message)?;
+        let message_id = insert_message_encoded(tx, &work.message, RawEncoding::Lz4)?;
         let mut events = work.events;
         correlate_with_keys(tx, verp, keys, &work.parsed, &mut events, now)?;
         if events.is_empty() {

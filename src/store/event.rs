@@ -1,6 +1,7 @@
 //! Rows of `messages` and `events`, and the inserts every entry point uses (LMTP,
 //! milter, ingest, reject, log). Runs inside a caller's transaction.
 
+use super::raw::RawEncoding;
 use super::StoreError;
 use rusqlite::{params, Transaction};
 
@@ -21,7 +22,8 @@ pub struct NewMessage {
     pub kind: String,
     /// Size of the raw message.
     pub size_bytes: i64,
-    /// The raw message, deflate-compressed (None to keep no evidence).
+    /// The raw message, compressed: deflate for [`insert_message`], the encoding given
+    /// to [`insert_message_encoded`] otherwise (None to keep no evidence).
     pub raw_deflated: Option<Vec<u8>>,
 }
 
@@ -83,14 +85,30 @@ pub fn domain_of(address: &str) -> String {
     address.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// Inserts a message row; returns its id.
+/// Inserts a message row (raw bytes deflated); returns its id.
 pub fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> Result<i64, StoreError> {
+    insert_message_encoded(tx, m, RawEncoding::Deflate)
+}
+
+/// Inserts a message row whose raw bytes are compressed with `encoding`; returns its id.
+pub fn insert_message_encoded(tx: &Transaction<'_>, m: &NewMessage, encoding: RawEncoding) -> Result<i64, StoreError> {
     let rcpts = serde_json::to_string(&m.envelope_recipients).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
-        "INSERT INTO messages (received_at, source, envelope_sender, envelope_recipients, size_bytes, sha256, kind, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages (received_at, source, envelope_sender, envelope_recipients, size_bytes, sha256, kind, raw,
+            raw_encoding)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![m.received_at, m.source, m.envelope_sender, rcpts, m.size_bytes, m.sha256, m.kind, m.raw_deflated])?;
+    .execute(params![
+        m.received_at,
+        m.source,
+        m.envelope_sender,
+        rcpts,
+        m.size_bytes,
+        m.sha256,
+        m.kind,
+        m.raw_deflated,
+        encoding.as_str()
+    ])?;
     Ok(tx.last_insert_rowid())
 }
 
