@@ -70,7 +70,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
 }
 
 /// Records from the delivery-status parts, completed from the report text.
-fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
+fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
     let mut out = Vec::new();
     // Some MTAs put the delivery-status fields in the text part.
     let inline: Option<&str> = (ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text)).then_some(ctx.text.as_str());

@@ -9,8 +9,9 @@ use crate::parse::text;
 /// The recipients listed by a Domino report text, if it is one.
 pub fn text_recipients(ctx: &Context) -> Option<Vec<String>> {
     let t = text::prefix(&ctx.text, 8192);
-    // memmem: SIMD search (this runs on every report text).
-    let start = memchr::memmem::find(t.as_bytes(), b"was not delivered to:")? + "was not delivered to:".len();
+    // memmem: SIMD search (this runs on every report text), its searcher built once.
+    static LEAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"was not delivered to:"));
+    let start = LEAD.find(t.as_bytes())? + "was not delivered to:".len();
     let rest = t.get(start..)?;
     let end = rest.find("because:").unwrap_or(rest.len().min(1000));
     let list = rest.get(..end)?;

@@ -87,7 +87,7 @@ fn classify(line: &str, f: &Found<'_>) -> Option<bool> {
 }
 
 /// Finds recipient hits in the report text.
-fn hits(lines: &[&str], markers: &[bool], exclude: &[String]) -> Vec<Hit> {
+fn hits(lines: &[&str], markers: &[bool], exclude: &[&str]) -> Vec<Hit> {
     let mut out: Vec<Hit> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if markers.get(i).copied().unwrap_or(false) && !out.is_empty() {
@@ -296,11 +296,11 @@ fn paragraph(lines: &[&str], i: usize) -> String {
 
 /// Addresses that are never the failed recipient: the bounce's own addressee (the
 /// original sender) and the original's sender headers.
-pub fn excluded(ctx: &Context, orig_headers: &crate::parse::mime::Headers) -> Vec<String> {
+pub fn excluded<'a>(ctx: &'a Context, orig_headers: &'a crate::parse::mime::Headers) -> Vec<&'a str> {
     let mut ex = Vec::new();
     for v in [ctx.headers.get_or_empty("to"), ctx.headers.get_or_empty("from"), orig_headers.get_or_empty("from"), orig_headers.get_or_empty("return-path"), orig_headers.get_or_empty("sender")] {
         for f in text::addresses(v) {
-            ex.push(f.addr.to_string());
+            ex.push(f.addr);
         }
     }
     ex
@@ -308,7 +308,7 @@ pub fn excluded(ctx: &Context, orig_headers: &crate::parse::mime::Headers) -> Ve
 
 /// Reads recipient reports from the report text; `known` (X-Failed-Recipients and the
 /// like) are used as the recipients when given.
-pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bool) -> Vec<Record> {
+pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool) -> Vec<Record> {
     let (lines, markers) = lines_and_markers(&ctx.text);
     let mut found = hits(&lines, &markers, exclude);
     if found.is_empty() && known.is_empty() {

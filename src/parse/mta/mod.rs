@@ -48,7 +48,7 @@ static BOUNCE_TEXT: LazyLock<crate::parse::gate::Folded> = LazyLock::new(|| {
 
 /// Records read from the report text when no delivery-status part gave any; `exclude`
 /// is [`generic::excluded`].
-pub fn scan(ctx: &Context, exclude: &[String]) -> Vec<Record> {
+pub fn scan(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
     let known: Vec<String> = ctx
         .headers
         .get_all("x-failed-recipients")
@@ -66,7 +66,7 @@ pub fn scan(ctx: &Context, exclude: &[String]) -> Vec<Record> {
 }
 
 /// Last resort: nothing in the report names the recipient, the original's To does.
-pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &[String]) -> Vec<Record> {
+pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &[&str]) -> Vec<Record> {
     if ctx.original.is_none() {
         return Vec::new();
     }
