@@ -3,16 +3,18 @@
 # million) in each format, and `ingest` throughput on an mbox made of the Sisimai corpus
 # repeated (each copy made unique by an X-Bench-Copy header, so none is a duplicate),
 # then the same mbox again (all duplicates); the same for the corpus directory itself.
-# Prints wall and CPU seconds and messages per second of each.
+# Prints wall and CPU seconds, messages per second and CPU microseconds per message of
+# each; with -r RUNS the mbox is ingested RUNS times into a new store each time, and the
+# best and median rates are printed (the machine is shared: one run says little).
 #
-# Usage: bench/ops.sh [-n ADDRESSES] [-c CORPUS_COPIES] [-j JOBS] [BINARY]
+# Usage: bench/ops.sh [-n ADDRESSES] [-c CORPUS_COPIES] [-j JOBS] [-r RUNS] [BINARY]
 #   BINARY defaults to target/release/rebound (build it first: cargo build --release)
 # Needs python3 and ../shared/corpus/sisimai.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=1000000 COPIES=130 JOBS=""
-while getopts "n:c:j:h" o; do
-    case $o in n) N=$OPTARG ;; c) COPIES=$OPTARG ;; j) JOBS="--jobs $OPTARG" ;; *) sed -n '2,9p' "$0"; exit 2 ;; esac
+N=1000000 COPIES=130 JOBS="" RUNS=1
+while getopts "n:c:j:r:h" o; do
+    case $o in n) N=$OPTARG ;; c) COPIES=$OPTARG ;; j) JOBS="--jobs $OPTARG" ;; r) RUNS=$OPTARG ;; *) sed -n '2,11p' "$0"; exit 2 ;; esac
 done
 shift $((OPTIND - 1))
 BIN=$(realpath "${1:-target/release/rebound}")
@@ -73,9 +75,11 @@ ingest_run() {  # LABEL DB INPUT
     read -r wall user sys <<<"$t"
     out=$(cat "$WORK/out")
     msgs=$(awk '/^messages/ {print $2}' <<<"$out")
-    printf '  %-6s %6s messages, %6s stored | %6.3fs wall (%6.0f/s) | %6.3fs cpu (%6.0f per cpu-second)\n' "$1" \
+    printf '  %-6s %6s messages, %6s stored | %6.3fs wall (%6.0f/s) | %6.3fs cpu (%6.0f per cpu-second, %5.1f us/msg)\n' "$1" \
         "$msgs" "$(awk '/^stored/ {print $2}' <<<"$out")" "$wall" "$(python3 -c "print($msgs / max($wall, 1e-9))")" \
-        "$(python3 -c "print($user + $sys)")" "$(python3 -c "print($msgs / max($user + $sys, 1e-9))")"
+        "$(python3 -c "print($user + $sys)")" "$(python3 -c "print($msgs / max($user + $sys, 1e-9))")" \
+        "$(python3 -c "print(1e6 * ($user + $sys) / max($msgs, 1))")"
+    echo "$msgs $wall $user $sys" >>"$WORK/runs"
 }
 # Startup: a new store (created, migrated, synced) and an empty directory.
 mkdir -p "$WORK/none"
@@ -85,5 +89,21 @@ printf 'ingest, an empty directory into a new store: %ss wall, %5.3fs cpu\n' "$w
 echo "ingest, the corpus directory ($(ls "$CORPUS" | wc -l) files):"
 for run in new again; do ingest_run "$run" "$WORK/c.db" "$CORPUS"; done
 echo "ingest, mbox of the corpus x $COPIES ($((size / 1000000)) MB):"
-for run in new again; do ingest_run "$run" "$WORK/i.db" "$WORK/bench.mbox"; done
+: >"$WORK/runs"
+for ((r = 1; r < RUNS; r++)); do
+    ingest_run new "$WORK/r$r.db" "$WORK/bench.mbox"
+    rm -f "$WORK/r$r".db*
+done
+ingest_run new "$WORK/i.db" "$WORK/bench.mbox"
+if [ "$RUNS" -gt 1 ]; then
+    python3 - "$WORK/runs" <<'PY'
+import statistics, sys
+runs = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+rates = [m / max(w, 1e-9) for m, w, u, s in runs]
+cpu = [1e6 * (u + s) / max(m, 1) for m, w, u, s in runs]
+print(f"  new, {len(runs)} runs: best {max(rates):.0f}/s, median {statistics.median(rates):.0f}/s; "
+      f"cpu per message best {min(cpu):.1f} us, median {statistics.median(cpu):.1f} us")
+PY
+fi
+ingest_run again "$WORK/i.db" "$WORK/bench.mbox"
 echo "  store: $(stat -c %s "$WORK/i.db") bytes; load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"

@@ -37,9 +37,6 @@ struct Alt {
 }
 
 
-/// Scans after which the literal DFA is built: where its build cost is repaid.
-const DFA_AFTER: u32 = 20_000;
-
 /// One alternative analysed for the set, its regex not yet compiled.
 #[derive(Debug)]
 pub struct Prepared {
@@ -76,16 +73,11 @@ pub struct PatternSet {
     /// Per pattern: those of its alternatives that are regexes (not word sets).
     regex_alts: Vec<Vec<usize>>,
     alts: Vec<Alt>,
-    /// The literals of every alternative (a contiguous NFA: cheap to build).
+    /// The literals of every alternative, as a contiguous NFA. A full DFA of the same
+    /// literals (~1,900 of them) runs fewer instructions per scan, but its tables are
+    /// megabytes against the NFA's ~300 KB: on a busy machine (a shared cache) the NFA
+    /// scans faster, and it is ten times cheaper to build.
     ac: Option<AhoCorasick>,
-    /// The same literals as a full DFA (same pattern ids, same matches): ~10 % faster
-    /// per scan but ~15 ms of CPU to build, so built only for a long run (after
-    /// [`DFA_AFTER`] scans, or when asked by [`PatternSet::build_dfa`]).
-    dfa: OnceLock<Option<AhoCorasick>>,
-    /// The literals, kept to build `dfa`.
-    lits: Vec<Vec<u8>>,
-    /// Scans so far (until the DFA exists).
-    scans: std::sync::atomic::AtomicU32,
     /// Per literal of `ac`: (alternative, preference among its words; 0 for a regex's).
     owners: Vec<Vec<(u32, u32)>>,
 }
@@ -211,15 +203,13 @@ impl PatternSet {
             set.patterns.push(first..set.alts.len());
         }
         if !lits.is_empty() {
-            // A contiguous NFA: a full DFA scans a little faster but takes ten times
-            // as long to build (~15 ms of CPU at every start of every command).
+            // A contiguous NFA (see `ac`).
             set.ac = AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
                 .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&lits)
                 .or_else(|_| AhoCorasick::builder().match_kind(MatchKind::Standard).build(&lits))
                 .ok();
-            set.lits = lits;
             if set.ac.is_none() {
                 // No automaton: every alternative runs its regex.
                 for a in &mut set.alts {
@@ -238,9 +228,6 @@ impl PatternSet {
             regex_alts: Vec::new(),
             alts: Vec::new(),
             ac: None,
-            dfa: OnceLock::new(),
-            lits: Vec::new(),
-            scans: std::sync::atomic::AtomicU32::new(0),
             owners: Vec::new(),
         }
     }
@@ -263,32 +250,10 @@ impl PatternSet {
         Ok(())
     }
 
-    /// Builds the literal scan's full DFA now (a long-running process, a benchmark of
-    /// steady-state speed); otherwise it is built after many scans.
-    pub fn build_dfa(&self) {
-        if self.ac.is_some() {
-            self.dfa.get_or_init(|| {
-                AhoCorasick::builder().match_kind(MatchKind::Standard).kind(Some(AhoCorasickKind::DFA)).build(&self.lits).ok()
-            });
-        }
-    }
-
-    /// The automaton to scan with: the DFA once built, else the NFA.
-    fn automaton(&self) -> Option<&AhoCorasick> {
-        if let Some(Some(dfa)) = self.dfa.get() {
-            return Some(dfa);
-        }
-        let ac = self.ac.as_ref()?;
-        if self.scans.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == DFA_AFTER {
-            self.build_dfa();
-        }
-        Some(ac)
-    }
-
     /// Scans `hay` once for every literal.
     pub fn scan<'a>(&'a self, hay: &'a [u8]) -> Scan<'a> {
         let mut hits: Vec<Hit> = Vec::new();
-        if let Some(ac) = self.automaton() {
+        if let Some(ac) = &self.ac {
             with_lower(hay, |lower| {
                 for m in ac.find_overlapping_iter(lower) {
                     let (s, e) = (m.start(), m.end());

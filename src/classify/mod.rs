@@ -81,8 +81,8 @@ impl Classifier {
         }
     }
 
-    /// The classifier for a long-running server: every pattern compiled and the fast
-    /// literal scan built now, so the first messages are not the slow ones.
+    /// The classifier for a long-running server: every pattern compiled now, so the
+    /// first messages are not the slow ones.
     pub fn for_server(config: &ClassifyConfig) -> Result<Classifier, ClassifyError> {
         let c = Classifier::from_config(config)?;
         c.rules.prepare()?;

@@ -520,10 +520,8 @@ impl RuleSet {
         self.compile_regexes_of(|_| true)
     }
 
-    /// Prepares for a long run: every regex compiled and the literal scan's faster
-    /// automaton built (each otherwise happens on first use or after many records).
+    /// Prepares for a long run: every regex compiled (otherwise each is on first use).
     pub fn prepare(&self) -> Result<(), RulesError> {
-        self.patterns.build_dfa();
         self.compile_regexes()
     }
 

@@ -105,7 +105,7 @@ pub fn records_json(file: &str, index: usize, p: &ProcessedMessage, explain: boo
         });
         if explain {
             let prov: serde_json::Map<String, Value> =
-                r.provenance.iter().map(|(k, s)| (k.clone(), Value::String(s.clone()))).collect();
+                r.provenance.iter().map(|&(k, s)| (k.to_string(), Value::String(s.to_string()))).collect();
             o["explain"] = json!({ "rule": v.rule, "matched": v.matched, "fields": prov });
         }
         out.push(o);

@@ -1,7 +1,9 @@
 //! `rebound status`.
 use clap::{Args, ValueEnum};
 use rebound::export::rfc3339;
-use rebound::store::query::{address_status, last_events, AddressStatus, EventRow};
+use rebound::policy::AddressStatus;
+use rebound::store::query::{last_events, EventRow};
+use rebound::store::status::get_status;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -52,10 +54,10 @@ pub fn run(g: &super::Globals, a: StatusArgs) -> anyhow::Result<ExitCode> {
     let conn = rebound::store::open_current(&db).map_err(|e| anyhow::anyhow!("{}: {e}", db.display()))?;
     let mut reports = Vec::new();
     for address in &a.addresses {
-        let status = address_status(&conn, address)?;
+        let status = get_status(&conn, address)?;
         let events = last_events(&conn, address, a.events)?;
         let state = match (&status, events.is_empty()) {
-            (Some(s), _) => s.state.clone(),
+            (Some(s), _) => s.state.as_str().to_string(),
             // Events that never changed the address (sender-fault blocks, delays...).
             (None, false) => "active".to_string(),
             (None, true) => "unknown".to_string(),

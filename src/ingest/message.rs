@@ -1,7 +1,7 @@
 //! One message on a worker thread: its SHA-256, and for a message not yet stored the
 //! pipeline's parse and classification, the envelope read from its top header fields
 //! (Delivered-To / X-Original-To as the return path, Return-Path, Date), and the
-//! deflated raw bytes, so the writer thread only inserts rows.
+//! raw bytes compressed (LZ4, see `store::raw`), so the writer thread only inserts rows.
 
 use crate::classify::Classifier;
 use crate::parse::ParsedMessage;
@@ -10,7 +10,8 @@ use crate::store::event::{NewEvent, NewMessage};
 
 /// A message ready for the writer: what the worker computed from its bytes.
 pub(super) struct Work {
-    /// The parse result, for correlation (VERP candidates, the original's return path).
+    /// The parse result as far as correlation reads it (VERP candidates, the
+    /// original's return path: `store::correlate::correlation_input`).
     pub parsed: ParsedMessage,
     /// The `messages` row.
     pub message: NewMessage,
@@ -43,13 +44,15 @@ pub(super) fn prepare(raw: &[u8], sha256: String, classifier: &Classifier, keep_
         sha256,
         kind: kind.to_string(),
         size_bytes: raw.len() as i64,
-        raw_deflated: keep_raw.then(|| deflate(raw)),
+        // Stored as `raw_encoding` lz4 (the writer says so with the row).
+        raw: keep_raw.then(|| crate::store::raw::StoredRaw::compress(raw)),
     };
     let events = event_rows(&processed, &Envelope { source: "ingest".into(), recipient }, occurred_at);
-    Work { parsed: processed.parsed, message, events }
+    // Only what correlation reads goes to the writer; the rest is freed here.
+    Work { parsed: crate::store::correlate::correlation_input(processed.parsed), message, events }
 }
 
-pub use crate::store::raw::{deflate, hex_sha256};
+pub use crate::store::raw::hex_sha256;
 
 /// The header block of a message (up to the first empty line, at most 64 KiB).
 fn top_headers(raw: &[u8]) -> &[u8] {
@@ -111,15 +114,5 @@ mod tests {
         assert_eq!(h.delivered_to.as_deref(), Some("bounce+x@b.example"));
         assert_eq!(h.date.as_deref(), Some("Tue, 1 Dec 2026 10:00:00 +0000"));
         assert_eq!(h.return_path, None);
-    }
-
-    #[test]
-    fn deflate_round_trips() {
-        use std::io::Read;
-        for raw in [&b""[..], b"Subject: x\n\nbody\n", &vec![b'a'; 300_000]] {
-            let mut out = Vec::new();
-            flate2::read::DeflateDecoder::new(&deflate(raw)[..]).read_to_end(&mut out).unwrap();
-            assert_eq!(out, raw);
-        }
     }
 }

@@ -12,7 +12,7 @@ mod message;
 mod source;
 mod write;
 
-pub use message::{deflate, hex_sha256};
+pub use message::hex_sha256;
 pub use source::{collect_inputs, Input, MessageReader, ReadMessage};
 use source::{looks_like_message, split_whole};
 
@@ -39,7 +39,7 @@ pub struct IngestOptions {
     pub batch_bytes: usize,
     /// A message larger than this is counted as an error and skipped.
     pub max_message_bytes: usize,
-    /// Keep the raw message (deflated) as evidence.
+    /// Keep the raw message (compressed) as evidence.
     pub keep_raw: bool,
 }
 

@@ -7,6 +7,7 @@ use super::protocol::Transaction;
 use crate::classify::shared::SharedClassifier;
 use crate::pipeline::{self, Envelope};
 use crate::store::event::{insert_event, insert_message, NewEvent, NewMessage};
+use crate::store::raw::StoredRaw;
 use crate::store::writer::Writer;
 use std::sync::Arc;
 
@@ -104,7 +105,7 @@ impl Delivery {
             Some(r) => r.record.kind.as_str(),
             None => "unknown",
         };
-        let raw_deflated = self.keep_raw.then(|| deflate(&t.message));
+        let raw = self.keep_raw.then(|| StoredRaw::compress(&t.message));
         let message = NewMessage {
             received_at: now,
             source: "lmtp".into(),
@@ -113,10 +114,9 @@ impl Delivery {
             sha256: crate::store::raw::hex_sha256(&t.message),
             kind: kind.to_string(),
             size_bytes: t.message.len() as i64,
-            raw_deflated,
+            raw,
         };
         Prepared { message, parsed: processed.parsed, events }
     }
 }
 
-pub use crate::store::raw::{deflate, inflate};

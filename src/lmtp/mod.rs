@@ -1,11 +1,13 @@
 //! The RFC 2033 LMTP server: `server` owns the listeners, limits and shutdown,
 //! `session` one connection, `protocol` the pure command state machine, `data` the
-//! DATA reader, `delivery` the step from a received message to committed rows.
+//! DATA reader, `delivery` the step from a received message to committed rows, `replay`
+//! a byte-stream driver of the state machine for fuzzing.
 
 mod config;
 pub mod data;
 pub mod delivery;
 pub mod protocol;
+pub mod replay;
 pub mod server;
 pub mod session;
 

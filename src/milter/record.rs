@@ -71,7 +71,7 @@ pub fn prepare(d: &Delivery, classifier: &Classifier, keep_raw: bool, now: i64) 
         sha256: crate::store::raw::hex_sha256(&d.raw),
         kind: kind.to_string(),
         size_bytes: i64::try_from(d.raw.len()).unwrap_or(i64::MAX),
-        raw_deflated: keep_raw.then(|| crate::store::raw::deflate(&d.raw)),
+        raw: keep_raw.then(|| crate::store::raw::StoredRaw::compress(&d.raw)),
     };
     Prepared { message, parsed: processed.parsed, events }
 }
@@ -136,10 +136,10 @@ mod tests {
     fn raw_bytes_are_kept_only_when_asked() {
         let c = Classifier::default();
         let kept = prepare(&delivery(), &c, true, 0);
-        let raw = kept.message.raw_deflated.expect("raw kept");
-        assert_eq!(crate::store::raw::inflate(&raw).expect("inflates"), delivery().raw);
+        let raw = kept.message.raw.expect("raw kept");
+        assert_eq!(crate::store::raw::decode(&raw.bytes, raw.encoding, 1 << 20).expect("decodes"), delivery().raw);
         let dropped = prepare(&delivery(), &c, false, 0);
-        assert!(dropped.message.raw_deflated.is_none());
+        assert!(dropped.message.raw.is_none());
         assert_eq!(dropped.message.sha256, kept.message.sha256, "the digest does not depend on keeping the bytes");
     }
 }

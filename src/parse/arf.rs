@@ -27,7 +27,7 @@ pub fn parse(ctx: &Context, orig: &Headers) -> Option<Vec<Record>> {
         .collect();
     if recipients.is_empty() {
         for v in [orig.get_or_empty("x-hmxmroriginalrecipient"), orig.get_or_empty("to")] {
-            recipients.extend(text::find_addresses(v).into_iter().map(|f| f.addr.to_string()));
+            recipients.extend(text::addresses(v).map(|f| f.addr.to_string()));
             if !recipients.is_empty() {
                 break;
             }
@@ -50,7 +50,7 @@ pub fn parse(ctx: &Context, orig: &Headers) -> Option<Vec<Record>> {
             arrival_date: get("arrival-date").to_string(),
             agent: "ARF".into(),
             reason_hint: "feedback".into(),
-            provenance: vec![("recipient".into(), "Original-Rcpt-To or the original's To".into()), ("feedback_type".into(), "Feedback-Type".into())],
+            provenance: vec![("recipient", "Original-Rcpt-To or the original's To"), ("feedback_type", "Feedback-Type")],
             ..Default::default()
         })
         .collect();

@@ -48,9 +48,9 @@ pub fn parse(ctx: &Context) -> Option<Record> {
     }
     let body = text::prefix(&ctx.text, 4000);
     let return_date = return_date(body, ctx.headers.get_or_empty("date")).unwrap_or_default();
-    let mut prov = vec![("recipient".to_string(), "From of the auto-reply".to_string())];
+    let mut prov = vec![("recipient", "From of the auto-reply")];
     if !return_date.is_empty() {
-        prov.push(("return_date".into(), "date stated in the reply text".into()));
+        prov.push(("return_date", "date stated in the reply text"));
     }
     Some(Record {
         kind: Kind::Autoreply,

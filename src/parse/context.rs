@@ -47,14 +47,14 @@ impl Context {
     pub fn build(raw: &[u8]) -> Context {
         let (head, body) = mime::split_header_body(raw);
         let headers = mime::parse_headers(head);
-        let mut ctx = Context { headers, ..Default::default() };
-        let ct = ContentType::parse(ctx.headers.get("content-type"));
+        let mut ctx = Context::default();
+        let ct = ContentType::parse(headers.get("content-type"));
         if ct.mime == "multipart/report" {
             ctx.is_report = true;
             ctx.report_type = ct.param("report-type").unwrap_or("").to_ascii_lowercase();
         }
-        let cte = ctx.headers.get("content-transfer-encoding").map(str::to_string);
-        ctx.entity(&ct, cte.as_deref(), body, 0);
+        ctx.entity(&ct, headers.get("content-transfer-encoding"), body, 0);
+        ctx.headers = headers;
         if ctx.text.trim().is_empty() && !ctx.html_parts.is_empty() {
             let mut t = String::new();
             for h in std::mem::take(&mut ctx.html_parts) {
@@ -77,7 +77,7 @@ impl Context {
         if depth > MAX_DEPTH || self.parts_seen > MAX_PARTS {
             return;
         }
-        let mime = ct.mime.as_str();
+        let mime = &*ct.mime;
         if mime.starts_with("multipart/") {
             let Some(boundary) = ct.param("boundary").filter(|b| !b.is_empty()) else {
                 self.add_text(body, cte);
@@ -144,15 +144,14 @@ impl Context {
         let body = body.get(..body.len().min(room.saturating_mul(2))).unwrap_or(body);
         let d = mime::decode_body(body, cte);
         // Text in a legacy charset (ISO-2022-JP, Latin-1 ...) is decoded to UTF-8 first.
-        let cs = self.charset.as_deref().unwrap_or("").trim().to_ascii_lowercase();
-        let legacy = !cs.is_empty() && !matches!(cs.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii");
-        let decoded = if legacy { mail_parser::decoders::charsets::map::charset_decoder(cs.as_bytes()).map(|f| f(&d)) } else { None };
-        let t = match &decoded {
-            Some(u) => to_text(u.as_bytes(), room),
-            None => to_text(&d, room),
-        };
+        let cs = self.charset.as_deref().unwrap_or("").trim();
+        let legacy = !cs.is_empty() && !["utf-8", "utf8", "us-ascii", "ascii"].iter().any(|u| cs.eq_ignore_ascii_case(u));
+        let decoded = if legacy { mail_parser::decoders::charsets::map::charset_decoder(cs.to_ascii_lowercase().as_bytes()).map(|f| f(&d)) } else { None };
         let start = self.text.len();
-        self.text.push_str(&t);
+        match &decoded {
+            Some(u) => append_text(&mut self.text, u.as_bytes(), room),
+            None => append_text(&mut self.text, &d, room),
+        }
         self.text.push('\n');
         if self.original.is_none() {
             self.split_inline_original_from(start);
@@ -173,6 +172,19 @@ impl Context {
         let original = super::text::prefix(self.text.get(at..).unwrap_or(""), MAX_ORIGINAL).to_string();
         self.original = Some(original);
         self.text.truncate(at);
+    }
+}
+
+/// Appends what [`to_text`] gives for `bytes` to `out` (LF text: no copy in between).
+fn append_text(out: &mut String, bytes: &[u8], max: usize) {
+    let cut = bytes.get(..max.min(bytes.len())).unwrap_or(bytes);
+    if memchr::memchr(b'\r', cut).is_some() {
+        out.push_str(&to_text(bytes, max));
+        return;
+    }
+    match std::str::from_utf8(cut) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(cut)),
     }
 }
 
@@ -215,12 +227,15 @@ const STRONG_HEADERS: &[&str] =
     &["received", "return-path", "message-id", "dkim-signature", "mime-version", "delivered-to", "x-received", "domainkey-signature", "arc-seal", "authentication-results"];
 
 fn header_name(line: &str) -> Option<&str> {
-    let colon = memchr::memchr(b':', line.as_bytes())?;
-    let name = line.get(..colon)?;
-    if name.is_empty() || name.len() > 40 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    // The name is the run of letters, digits and '-' at the start, and the first ':'
+    // must end it: prose lines are ruled out at their first space, without a search
+    // of the whole line for a colon.
+    let b = line.as_bytes();
+    let len = b.iter().take(41).take_while(|c| c.is_ascii_alphanumeric() || **c == b'-').count();
+    if len == 0 || len > 40 || b.get(len) != Some(&b':') {
         return None;
     }
-    Some(name)
+    line.get(..len)
 }
 
 fn one_of(name: &str, set: &[&str]) -> bool {

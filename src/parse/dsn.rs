@@ -114,6 +114,10 @@ fn strip_type(v: &str) -> &str {
 
 /// Whether a text holds per-recipient delivery-status fields at line starts.
 pub fn has_recipient_fields(text: &str) -> bool {
+    // Most texts name neither field anywhere: one search says so without a line walk.
+    if !text::contains_ci(text, "recipient:") {
+        return false;
+    }
     text.lines().take(2000).any(|l| {
         let l = l.trim_start();
         l.len() > 16 && (l.get(..16).is_some_and(|p| p.eq_ignore_ascii_case("final-recipient:")) || l.get(..19).is_some_and(|p| p.eq_ignore_ascii_case("original-recipient:")))

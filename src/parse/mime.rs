@@ -154,56 +154,73 @@ fn push_lossy(buf: &mut String, b: &[u8]) {
     }
 }
 
-/// A Content-Type: lower-case "type/subtype" and its parameters.
+/// A Content-Type: lower-case "type/subtype" and its parameters, borrowed from the
+/// field value (a part's type is read without copying it).
 #[derive(Debug, Default, Clone)]
-pub struct ContentType {
+pub struct ContentType<'a> {
     /// "type/subtype", lower case ("text/plain" when absent).
-    pub mime: String,
-    /// Parameters (lower-case names), quotes removed.
-    pub params: Vec<(String, String)>,
+    pub mime: Cow<'a, str>,
+    /// The parameters as written (after the first ';' outside quotes), read on demand.
+    params: &'a str,
 }
 
-impl ContentType {
+impl<'a> ContentType<'a> {
     /// Parses a Content-Type value.
-    pub fn parse(value: Option<&str>) -> ContentType {
+    pub fn parse(value: Option<&'a str>) -> ContentType<'a> {
         let Some(value) = value else {
-            return ContentType { mime: "text/plain".into(), params: Vec::new() };
+            return ContentType { mime: Cow::Borrowed("text/plain"), params: "" };
         };
-        let mut it = split_params(value).into_iter();
-        let mime = it.next().unwrap_or("").trim().to_ascii_lowercase();
-        let params = it
-            .filter_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                Some((k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string()))
-            })
-            .collect();
-        ContentType { mime: if mime.is_empty() { "text/plain".into() } else { mime }, params }
+        let mut it = split_params(value);
+        let first = it.next().unwrap_or("");
+        // The parameters start after the first segment and its ';' (if any).
+        let params = value.get(first.len() + 1..).unwrap_or("");
+        let m = first.trim();
+        let mime = if m.is_empty() {
+            Cow::Borrowed("text/plain")
+        } else if m.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(m.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(m)
+        };
+        ContentType { mime, params }
     }
 
-    /// The value of parameter `name`.
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    /// The value of parameter `name` (lower case), quotes removed.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        split_params(self.params).find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('"'))
+        })
     }
 }
 
 /// Splits on ';' outside double quotes (slices of `value`, no copies).
-fn split_params(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
+fn split_params(value: &str) -> impl Iterator<Item = &str> + '_ {
+    let b = value.as_bytes();
     let mut quoted = false;
     let mut start = 0;
+    let mut done = false;
     // '"' and ';' are ASCII: byte positions are char boundaries.
-    for (i, b) in value.bytes().enumerate() {
-        match b {
-            b'"' => quoted = !quoted,
-            b';' if !quoted => {
-                out.push(value.get(start..i).unwrap_or(""));
-                start = i + 1;
-            }
-            _ => {}
+    std::iter::from_fn(move || {
+        if done {
+            return None;
         }
-    }
-    out.push(value.get(start..).unwrap_or(""));
-    out
+        let mut i = start;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'"' => quoted = !quoted,
+                b';' if !quoted => {
+                    let seg = value.get(start..i).unwrap_or("");
+                    start = i + 1;
+                    return Some(seg);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        done = true;
+        Some(value.get(start..).unwrap_or(""))
+    })
 }
 
 /// Splits a multipart body into its parts' raw bytes (preamble and epilogue dropped).
@@ -261,9 +278,9 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
 
 /// Decodes a body according to its Content-Transfer-Encoding.
 pub fn decode_body<'a>(body: &'a [u8], cte: Option<&str>) -> Cow<'a, [u8]> {
-    match cte.map(|s| s.trim().to_ascii_lowercase()) {
-        Some(e) if e == "base64" => Cow::Owned(decode_base64(body)),
-        Some(e) if e == "quoted-printable" => Cow::Owned(decode_qp(body)),
+    match cte.map(str::trim) {
+        Some(e) if e.eq_ignore_ascii_case("base64") => Cow::Owned(decode_base64(body)),
+        Some(e) if e.eq_ignore_ascii_case("quoted-printable") => Cow::Owned(decode_qp(body)),
         _ => Cow::Borrowed(body),
     }
 }

@@ -70,24 +70,25 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
 }
 
 /// Records from the delivery-status parts, completed from the report text.
-fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
+fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
     let mut out = Vec::new();
     // Some MTAs put the delivery-status fields in the text part.
-    let inline: Vec<String> = if ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text) { vec![ctx.text.clone()] } else { Vec::new() };
+    let inline: Option<&str> = (ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text)).then_some(ctx.text.as_str());
     // With the fields in the text, only the prose above them completes a diagnostic
     // (the fields themselves are no error text).
-    let prose = (!inline.is_empty()).then(|| Context::from_text(ctx.text.get(..dsn::fields_start(&ctx.text)).unwrap_or("").to_string()));
+    let prose = inline.is_some().then(|| Context::from_text(ctx.text.get(..dsn::fields_start(&ctx.text)).unwrap_or("").to_string()));
     let report = prose.as_ref().unwrap_or(ctx);
-    for part in ctx.dsn.iter().chain(inline.iter()) {
+    for part in ctx.dsn.iter().map(String::as_str).chain(inline) {
         let ds = dsn::parse(part);
         let single = ds.recipients.len() == 1;
-        for rr in ds.recipients {
+        for mut rr in ds.recipients {
             let usable = |a: &str| a.contains('@') && !a.starts_with('@') && a.rsplit('@').next().is_some_and(|d| d.contains('.'));
             if !usable(&rr.final_recipient) && !usable(&rr.original_recipient) {
                 continue;
             }
+            // The report's fields are moved into the record, not copied.
             let recipient = if usable(&rr.final_recipient) {
-                rr.final_recipient.clone()
+                std::mem::take(&mut rr.final_recipient)
             } else {
                 rr.original_recipient.clone()
             };
@@ -102,17 +103,17 @@ fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
                     Kind::from_action(&rr.action)
                 },
                 recipient,
-                original_recipient: rr.original_recipient.clone(),
-                action: rr.action.clone(),
-                remote_mta: rr.remote_mta.clone(),
+                original_recipient: std::mem::take(&mut rr.original_recipient),
+                action: std::mem::take(&mut rr.action),
+                remote_mta: std::mem::take(&mut rr.remote_mta),
                 reporting_mta: ds.reporting_mta.clone(),
-                arrival_date: if rr.last_attempt_date.is_empty() { ds.arrival_date.clone() } else { rr.last_attempt_date.clone() },
-                diagnostic_type: rr.diagnostic_type.clone(),
+                arrival_date: if rr.last_attempt_date.is_empty() { ds.arrival_date.clone() } else { std::mem::take(&mut rr.last_attempt_date) },
+                diagnostic_type: std::mem::take(&mut rr.diagnostic_type),
                 agent: "RFC3464".into(),
                 ..Default::default()
             };
-            r.provenance.push(("recipient".into(), "Final-Recipient".into()));
-            let mut diag = rr.diagnostic.clone();
+            r.provenance.push(("recipient", "Final-Recipient"));
+            let mut diag = std::mem::take(&mut rr.diagnostic);
             let mut source = "Diagnostic-Code";
             if diag.is_empty() || text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
                 // The text part often holds the remote reply for this recipient.
@@ -124,7 +125,7 @@ fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
             }
             r.status = text::better_status(&rr.status, &diag);
             if !rr.status.is_empty() {
-                r.provenance.push(("status".into(), if r.status == rr.status { "Status".into() } else { "more specific code in the diagnostic".into() }));
+                r.provenance.push(("status", if r.status == rr.status { "Status" } else { "more specific code in the diagnostic" }));
             }
             if single && undefined_status(&rr.status) && text::status_in_text(&diag).is_none() {
                 // The reporting MTA wrote an undefined Status (x.0.0, or x.5.0 "other
@@ -132,7 +133,7 @@ fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
                 // remote gave in the session transcript says more.
                 if let Some(c) = transcript_status(&ctx.text) {
                     r.status = c.to_string();
-                    r.provenance.push(("status".into(), "enhanced code in the remote's replies in the session transcript".into()));
+                    r.provenance.push(("status", "enhanced code in the remote's replies in the session transcript"));
                 }
             }
             mta::generic::fill_from_diagnostic(&mut r, &diag, source);
@@ -145,20 +146,20 @@ fn dsn_records(ctx: &Context, exclude: &[String]) -> Vec<Record> {
             // only given when there is none (or the reply itself says it expired).
             if mta::generic::EXPIRED.is_match(&r.diagnostic) || r.reply_code.is_none() && mta::generic::report_expired(ctx) {
                 r.reason_hint = "expired".into();
-                r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
+                r.provenance.push(("reason_hint", "report says delivery time expired"));
             } else if r.action == "failed" && r.status.starts_with('4') && r.reply_code.is_none() {
                 r.reason_hint = "expired".into();
-                r.provenance.push(("reason_hint".into(), "Action failed with a 4.x.x Status and no remote reply".into()));
+                r.provenance.push(("reason_hint", "Action failed with a 4.x.x Status and no remote reply"));
             }
             // An X-Unix diagnostic is the exit status or message of a local delivery
             // program (a pipe, procmail, a mailbox writer): the mailer failed.
-            if rr.diagnostic_type == "x-unix" {
+            if r.diagnostic_type == "x-unix" {
                 r.reason_hint = "mailererror".into();
-                r.provenance.push(("reason_hint".into(), "Diagnostic-Code of type X-Unix (a local mailer)".into()));
+                r.provenance.push(("reason_hint", "Diagnostic-Code of type X-Unix (a local mailer)"));
             }
             if let Some(h) = mta::powermta::category_hint(&rr.category) {
                 r.reason_hint = h.into();
-                r.provenance.push(("reason_hint".into(), "X-PowerMTA-BounceCategory".into()));
+                r.provenance.push(("reason_hint", "X-PowerMTA-BounceCategory"));
             }
             out.push(r);
         }
@@ -195,7 +196,7 @@ fn complete_from_returned_report(ctx: &Context, records: &mut [Record], depth: u
         if r.smtp_command.is_empty() {
             r.smtp_command = i.smtp_command.clone();
         }
-        r.provenance.push(("diagnostic".into(), "the returned message's own failure report for this recipient".into()));
+        r.provenance.push(("diagnostic", "the returned message's own failure report for this recipient"));
     }
 }
 

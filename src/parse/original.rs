@@ -46,7 +46,7 @@ pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
 pub fn verp_candidates(ctx: &Context, original: &OriginalMessage) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |v: &str| {
-        for f in text::find_addresses(v) {
+        for f in text::addresses(v) {
             let local = f.addr.split('@').next().unwrap_or("");
             if (local.contains('+') || local.contains('=')) && !out.iter().any(|o| o.eq_ignore_ascii_case(f.addr)) && out.len() < 16 {
                 out.push(f.addr.to_string());

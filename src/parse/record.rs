@@ -87,7 +87,7 @@ pub struct Record {
     /// "expired"), used when the status and text do not decide.
     pub reason_hint: String,
     /// Where each field came from, for `--explain`: (field, source).
-    pub provenance: Vec<(String, String)>,
+    pub provenance: Vec<(&'static str, &'static str)>,
 }
 
 /// What a bounce tells about the message it returns.

@@ -46,12 +46,21 @@ pub struct Found<'a> {
 
 /// Every e-mail address in `s` (local@domain.tld), in order.
 pub fn find_addresses(s: &str) -> Vec<Found<'_>> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
+    addresses(s).collect()
+}
+
+/// [`find_addresses`] as they are asked for (no list built).
+pub fn addresses(s: &str) -> impl Iterator<Item = Found<'_>> + '_ {
     let mut from = 0;
-    while let Some(n) = memchr::memchr(b'@', b.get(from..).unwrap_or(&[])) {
-        let at = from + n;
-        from = at + 1;
+    std::iter::from_fn(move || next_address(s, &mut from))
+}
+
+/// The next address in `s` at or after byte `*from`; moves `*from` past it.
+fn next_address<'a>(s: &'a str, from: &mut usize) -> Option<Found<'a>> {
+    let b = s.as_bytes();
+    while let Some(n) = memchr::memchr(b'@', b.get(*from..).unwrap_or(&[])) {
+        let at = *from + n;
+        *from = at + 1;
         let mut start = at;
         while start > 0 && b.get(start - 1).is_some_and(|&c| is_local_char(c)) {
             start -= 1;
@@ -85,16 +94,16 @@ pub fn find_addresses(s: &str) -> Vec<Found<'_>> {
             continue;
         }
         if let Some(addr) = s.get(start..end) {
-            out.push(Found { start, end, addr });
-            from = end;
+            *from = end;
+            return Some(Found { start, end, addr });
         }
     }
-    out
+    None
 }
 
 /// The first address in `s`, if any.
 pub fn first_address(s: &str) -> Option<&str> {
-    find_addresses(s).into_iter().next().map(|f| f.addr)
+    addresses(s).next().map(|f| f.addr)
 }
 
 /// Cleans an address from a DSN field ("rfc822; <a@b>" → "a@b").
@@ -173,17 +182,17 @@ fn collapse_ascii(s: &str) -> String {
 /// Removes the reply code (and enhanced code) that a multi-line SMTP reply repeats on
 /// each continuation line ("550-5.7.1 first part 550 5.7.1 second part"), once the
 /// lines are joined: the repeats split the remote's sentence in two.
-pub fn strip_continuation_codes(s: &str) -> String {
+pub fn strip_continuation_codes(s: &str) -> std::borrow::Cow<'_, str> {
     // Every match holds a reply code and a dash ("550-"): without one, no regex run.
     let b = s.as_bytes();
     let dashed_code = memchr::memchr_iter(b'-', b).any(|i| {
         i >= 3 && matches!(b.get(i - 3), Some(b'2' | b'4' | b'5')) && b.get(i - 2).is_some_and(u8::is_ascii_digit) && b.get(i - 1).is_some_and(u8::is_ascii_digit)
     });
     if !dashed_code {
-        return s.to_string();
+        return std::borrow::Cow::Borrowed(s);
     }
-    let Some(m) = REPLY_LEAD.captures(s) else { return s.to_string() };
-    let (Some(whole), Some(code)) = (m.get(0), m.get(1)) else { return s.to_string() };
+    let Some(m) = REPLY_LEAD.captures(s) else { return std::borrow::Cow::Borrowed(s) };
+    let (Some(whole), Some(code)) = (m.get(0), m.get(1)) else { return std::borrow::Cow::Borrowed(s) };
     let code = code.as_str();
     let enh = m.get(2).map(|e| e.as_str()).unwrap_or("");
     let dashed = format!("{code}-{enh}");
@@ -206,7 +215,7 @@ pub fn strip_continuation_codes(s: &str) -> String {
         }
         out.push_str(w);
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// A reply that opens with a multi-line code: "550-5.7.1 " or "550-".

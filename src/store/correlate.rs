@@ -9,7 +9,7 @@
 use super::event::NewEvent;
 use super::sends::{get_send, latest_send_to};
 use super::StoreError;
-use crate::parse::ParsedMessage;
+use crate::parse::{OriginalMessage, ParsedMessage};
 use crate::verp::{has_prefix, parse_return_path, Keys, ReturnPath, VerpConfig, VerpError};
 use rusqlite::Transaction;
 
@@ -48,6 +48,14 @@ pub fn correlate_with_keys(
         }
     }
     Ok(())
+}
+
+/// The parts of a parse result that [`correlate_with_keys`] reads (the VERP candidates
+/// and the original's return path), so that a caller queueing results for a writer
+/// thread (ingest) frees the rest, records and all, where they were made.
+pub fn correlation_input(parsed: ParsedMessage) -> ParsedMessage {
+    let original = OriginalMessage { return_path: parsed.original.return_path, ..Default::default() };
+    ParsedMessage { verp_candidates: parsed.verp_candidates, original, ..Default::default() }
 }
 
 fn correlate_one(
@@ -98,4 +106,40 @@ fn adopt_recipient(e: &mut NewEvent, send_recipient: &str) -> bool {
         e.recipient = send_recipient.to_string();
     }
     e.recipient.trim().eq_ignore_ascii_case(send_recipient.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::Record;
+
+    #[test]
+    fn the_correlation_input_correlates_as_the_whole_parse_does() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        let verp = VerpConfig::default();
+        let keys = Keys::new(vec![b"0123456789abcdef".to_vec()]);
+        let now = 1_800_000_000;
+        let signed = format!("{}@{}", keys.sign_local(&verp.prefix, "send-1", crate::verp::day_of(now) + 10).unwrap(), verp.domain);
+        let parses = [
+            (vec![signed.clone()], String::new()),
+            (Vec::new(), format!("<{signed}>")),
+            (vec!["bounce+alice=example.org@bounce.example.com".to_string()], String::new()),
+            (Vec::new(), String::new()),
+        ];
+        for (candidates, return_path) in parses {
+            let whole = ParsedMessage {
+                records: vec![Record::default(), Record::default()],
+                original: OriginalMessage { return_path, message_id: "m@app".into(), subject: "s".into(), ..Default::default() },
+                verp_candidates: candidates,
+                warnings: vec!["w".into()],
+            };
+            let events = || vec![NewEvent { recipient: "bob@example.net".into(), kind: "bounce".into(), ..Default::default() }];
+            let (mut a, mut b) = (events(), events());
+            correlate_with_keys(&tx, &verp, &keys, &whole, &mut a, now).unwrap();
+            correlate_with_keys(&tx, &verp, &keys, &correlation_input(whole.clone()), &mut b, now).unwrap();
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{whole:?}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Rows of `messages` and `events`, and the inserts every entry point uses (LMTP,
 //! milter, ingest, reject, log). Runs inside a caller's transaction.
 
+use super::raw::StoredRaw;
 use super::StoreError;
 use rusqlite::{params, Transaction};
 
@@ -21,8 +22,8 @@ pub struct NewMessage {
     pub kind: String,
     /// Size of the raw message.
     pub size_bytes: i64,
-    /// The raw message, deflate-compressed (None to keep no evidence).
-    pub raw_deflated: Option<Vec<u8>>,
+    /// The raw message, compressed ([`StoredRaw::compress`]); None keeps no evidence.
+    pub raw: Option<StoredRaw>,
 }
 
 /// One event, as stored in `events`.
@@ -87,10 +88,22 @@ pub fn domain_of(address: &str) -> String {
 pub fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> Result<i64, StoreError> {
     let rcpts = serde_json::to_string(&m.envelope_recipients).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
-        "INSERT INTO messages (received_at, source, envelope_sender, envelope_recipients, size_bytes, sha256, kind, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages (received_at, source, envelope_sender, envelope_recipients, size_bytes, sha256, kind, raw,
+            raw_encoding)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![m.received_at, m.source, m.envelope_sender, rcpts, m.size_bytes, m.sha256, m.kind, m.raw_deflated])?;
+    .execute(params![
+        m.received_at,
+        m.source,
+        m.envelope_sender,
+        rcpts,
+        m.size_bytes,
+        m.sha256,
+        m.kind,
+        m.raw.as_ref().map(|r| &r.bytes),
+        // The column's default names the encoding of a row without raw bytes.
+        m.raw.as_ref().map_or("deflate", |r| r.encoding.as_str())
+    ])?;
     Ok(tx.last_insert_rowid())
 }
 

@@ -9,8 +9,9 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("001_messages_events", include_str!("../../schema/001_messages_events.sql")),
     ("002_sends_address_status", include_str!("../../schema/002_sends_address_status.sql")),
     ("003_follow", include_str!("../../schema/003_follow.sql")),
-    // 004 is another change in flight; the lead orders them when both are merged.
+    // No file is numbered 004 (a change that did not land); versions count entries.
     ("005_export", include_str!("../../schema/005_export.sql")),
+    ("006_partial_event_indexes", include_str!("../../schema/006_partial_event_indexes.sql")),
 ];
 
 /// The schema version recorded in the database (0 for a new one).

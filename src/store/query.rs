@@ -1,46 +1,9 @@
-//! The reads operators and reports make: the status of an address, its last events,
+//! The reads operators and reports make: the last events of an address,
 //! one event and its message, report aggregates, and the suppression export rows.
 
 use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
-
-/// One row of `address_status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AddressStatus {
-    /// Lower-case address.
-    pub address: String,
-    /// Lower-case domain.
-    pub domain: String,
-    /// active, soft_bouncing, suppressed, complained, unsubscribed.
-    pub state: String,
-    /// Reason of the event that set the state.
-    pub reason: String,
-    /// Class of that event.
-    pub class: String,
-    /// Rule that classified it.
-    pub rule: String,
-    /// When the address entered this state (Unix seconds).
-    pub since: i64,
-    /// First counted event.
-    pub first_event_at: i64,
-    /// Last counted event.
-    pub last_event_at: i64,
-    /// The event that last changed the row.
-    pub last_event_id: Option<i64>,
-    /// Hard recipient-fault failures.
-    pub hard_count: i64,
-    /// Soft failures in the current window.
-    pub soft_count: i64,
-    /// Complaints.
-    pub complaint_count: i64,
-    /// Successful deliveries.
-    pub delivered_count: i64,
-    /// When a suppression lifts (None: until further notice).
-    pub suppressed_until: Option<i64>,
-    /// Last change of the row.
-    pub updated_at: i64,
-}
 
 /// One row of `events`.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -156,38 +119,6 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         verp: r.get(24)?,
         verified: r.get(25)?,
     })
-}
-
-/// The `address_status` row of an address (case-insensitive), if any.
-pub fn address_status(conn: &Connection, address: &str) -> Result<Option<AddressStatus>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT address, domain, state, reason, class, rule, since, first_event_at, last_event_at, last_event_id,
-                hard_count, soft_count, complaint_count, delivered_count, suppressed_until, updated_at
-             FROM address_status WHERE address = ?1",
-        )?
-        .query_row(params![address.trim().to_lowercase()], |r| {
-            Ok(AddressStatus {
-                address: r.get(0)?,
-                domain: r.get(1)?,
-                state: r.get(2)?,
-                reason: r.get(3)?,
-                class: r.get(4)?,
-                rule: r.get(5)?,
-                since: r.get(6)?,
-                first_event_at: r.get(7)?,
-                last_event_at: r.get(8)?,
-                last_event_id: r.get(9)?,
-                hard_count: r.get(10)?,
-                soft_count: r.get(11)?,
-                complaint_count: r.get(12)?,
-                delivered_count: r.get(13)?,
-                suppressed_until: r.get(14)?,
-                updated_at: r.get(15)?,
-            })
-        })
-        .optional()?;
-    Ok(row)
 }
 
 /// The last `limit` events about an address (case-insensitive), newest first.
@@ -329,19 +260,13 @@ pub fn for_each_export_row<E: From<StoreError>>(
 }
 
 impl StoredMessage {
-    /// The message bytes, inflated (None once pruned or if the stored bytes are corrupt).
+    /// The message bytes, decoded as `raw_encoding` says (None once pruned, if the
+    /// stored bytes are corrupt, or of an encoding this rebound does not know).
     /// Bounded at 1 GiB so a corrupt or hostile row cannot exhaust memory.
     pub fn raw_bytes(&self) -> Option<Vec<u8>> {
-        use std::io::Read;
         let raw = self.raw.as_deref()?;
-        let limit = 1u64 << 30;
-        let mut out = Vec::new();
-        if flate2::read::DeflateDecoder::new(raw).take(limit).read_to_end(&mut out).is_ok() {
-            return Some(out);
-        }
-        // Also accept a zlib-wrapped stream.
-        out.clear();
-        flate2::read::ZlibDecoder::new(raw).take(limit).read_to_end(&mut out).ok().map(|_| out)
+        let encoding = super::raw::RawEncoding::from_column(&self.raw_encoding)?;
+        super::raw::decode(raw, encoding, 1 << 30).ok()
     }
 }
 

@@ -102,3 +102,44 @@ fn a_new_store_is_created_in_wal_mode_with_the_current_schema() {
     let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'", [], |r| r.get(0)).unwrap();
     assert_eq!(tables, 1);
 }
+
+#[test]
+fn stored_raw_bytes_decode_in_the_new_and_the_old_encoding() {
+    use rebound::store::event::{insert_message, NewMessage};
+    use rebound::store::query::message_by_id;
+    let dir = tempfile::tempdir().unwrap();
+    let input = mbox(dir.path(), 20, 1);
+    let verp = VerpConfig { key_file: dir.path().join("verp.key"), ..Default::default() };
+    let db = dir.path().join("r.db");
+    let summary = run(&db, &input, &verp, &mut |_| {});
+    assert!(summary.stored >= 15, "{summary:?}");
+
+    // A row from before ingest wrote LZ4: deflate, with the column's default.
+    let old = b"From: MAILER-DAEMON@mx.example.org\nSubject: old row\n\nbody\n";
+    let mut conn = rebound::store::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    let old_id = insert_message(
+        &tx,
+        &NewMessage {
+            source: "lmtp".into(),
+            sha256: rebound::ingest::hex_sha256(old),
+            size_bytes: old.len() as i64,
+            raw: Some(rebound::store::raw::StoredRaw::deflate(old)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tx.commit().unwrap();
+
+    let ids: Vec<i64> = conn.prepare("SELECT id FROM messages").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(ids.len() as u64, summary.stored + 1);
+    for id in ids {
+        let m = message_by_id(&conn, id).unwrap().unwrap();
+        assert_eq!(m.raw_encoding, if id == old_id { "deflate" } else { "lz4" }, "message {id}");
+        let raw = m.raw_bytes().unwrap_or_else(|| panic!("message {id} does not decode"));
+        assert_eq!((raw.len() as i64, rebound::ingest::hex_sha256(&raw)), (m.size_bytes, m.sha256), "message {id}");
+    }
+    // An encoding this rebound does not know reads as unreadable, not as garbage.
+    conn.execute("UPDATE messages SET raw_encoding = 'zstd' WHERE id = ?1", [old_id]).unwrap();
+    assert!(message_by_id(&conn, old_id).unwrap().unwrap().raw_bytes().is_none());
+}

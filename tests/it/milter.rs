@@ -7,7 +7,6 @@ mod postfix;
 
 use client::{cstrings, BrokenStore, MtaConn, Setup, TestServer, ALL_PROTOCOL};
 use rebound::milter::OnEom;
-use std::io::Read;
 use std::sync::Arc;
 
 const NR_HDR: u32 = 0x80;
@@ -30,13 +29,15 @@ fn send_message(c: &mut MtaConn, rcpt: &str) -> u8 {
 
 fn stored_messages(db: &std::path::Path) -> Vec<(String, String, String, Vec<u8>)> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut st = conn.prepare("SELECT source, envelope_sender, envelope_recipients, raw FROM messages ORDER BY id").unwrap();
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, Vec<u8>>(3)?))).unwrap();
+    let mut st =
+        conn.prepare("SELECT source, envelope_sender, envelope_recipients, raw, raw_encoding FROM messages ORDER BY id").unwrap();
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, Vec<u8>>(3)?, r.get::<_, String>(4)?)))
+        .unwrap();
     rows.map(|r| {
-        let (a, b, c, raw) = r.unwrap();
-        let mut plain = Vec::new();
-        flate2::read::DeflateDecoder::new(raw.as_slice()).read_to_end(&mut plain).unwrap();
-        (a, b, c, plain)
+        let (a, b, c, raw, encoding) = r.unwrap();
+        let encoding = rebound::store::raw::RawEncoding::from_column(&encoding).unwrap();
+        (a, b, c, rebound::store::raw::decode(&raw, encoding, 1 << 30).unwrap())
     })
     .collect()
 }

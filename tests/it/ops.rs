@@ -333,7 +333,7 @@ fn status_and_explain_show_why() {
             sha256: rebound::ingest::hex_sha256(raw),
             kind: "bounce".into(),
             size_bytes: raw.len() as i64,
-            raw_deflated: Some(rebound::ingest::deflate(raw)),
+            raw: Some(rebound::store::raw::StoredRaw::compress(raw)),
             ..Default::default()
         },
     )
@@ -381,7 +381,7 @@ fn backup_is_consistent_during_a_write_and_prune_keeps_events() {
     let mut conn = rebound::store::open(&db).unwrap();
     let raw = b"Subject: old\n\nx\n";
     let tx = conn.transaction().unwrap();
-    let old = NewMessage { received_at: now() - 200 * 86_400, source: "lmtp".into(), sha256: "a".into(), kind: "bounce".into(), raw_deflated: Some(rebound::ingest::deflate(raw)), ..Default::default() };
+    let old = NewMessage { received_at: now() - 200 * 86_400, source: "lmtp".into(), sha256: "a".into(), kind: "bounce".into(), raw: Some(rebound::store::raw::StoredRaw::compress(raw)), ..Default::default() };
     let mid = insert_message(&tx, &old).unwrap();
     insert_message(&tx, &NewMessage { received_at: now(), sha256: "b".into(), ..old.clone() }).unwrap();
     insert_event(&tx, Some(mid), &event("x@example.org", "bounce", "userunknown", "invalid_recipient", "recipient", now())).unwrap();

@@ -103,7 +103,7 @@ pub fn refine_receiving(records: &mut [Record]) {
         r.agent = "ReceivingSES".into();
         if r.reason_hint.is_empty() && r.status.get(1..) == Some(".1.1") {
             r.reason_hint = "filtered".into();
-            r.provenance.push(("reason_hint".into(), "SES receiving: a receipt rule's Bounce action".into()));
+            r.provenance.push(("reason_hint", "SES receiving: a receipt rule's Bounce action"));
         }
     }
 }

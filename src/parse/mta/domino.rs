@@ -9,12 +9,13 @@ use crate::parse::text;
 /// The recipients listed by a Domino report text, if it is one.
 pub fn text_recipients(ctx: &Context) -> Option<Vec<String>> {
     let t = text::prefix(&ctx.text, 8192);
-    // memmem: SIMD search (this runs on every report text).
-    let start = memchr::memmem::find(t.as_bytes(), b"was not delivered to:")? + "was not delivered to:".len();
+    // memmem: SIMD search (this runs on every report text), its searcher built once.
+    static LEAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"was not delivered to:"));
+    let start = LEAD.find(t.as_bytes())? + "was not delivered to:".len();
     let rest = t.get(start..)?;
     let end = rest.find("because:").unwrap_or(rest.len().min(1000));
     let list = rest.get(..end)?;
-    let found: Vec<String> = text::find_addresses(list).into_iter().map(|f| f.addr.to_string()).collect();
+    let found: Vec<String> = text::addresses(list).map(|f| f.addr.to_string()).collect();
     (!found.is_empty()).then_some(found)
 }
 
@@ -28,7 +29,7 @@ pub fn refine(ctx: &Context, records: &mut [Record]) {
         if !r.recipient.eq_ignore_ascii_case(&n) {
             r.original_recipient = std::mem::replace(&mut r.recipient, n);
             r.agent = "Domino".into();
-            r.provenance.push(("recipient".into(), "Domino report text (was not delivered to:)".into()));
+            r.provenance.push(("recipient", "Domino report text (was not delivered to:)"));
         }
     }
 }

@@ -56,12 +56,12 @@ pub fn refine(ctx: &Context, records: &mut [Record]) {
         return;
     }
     let Some(s) = statement(&ctx.text) else { return };
-    let from_field = |r: &Record| r.provenance.iter().any(|(f, src)| f == "diagnostic" && src == "Diagnostic-Code");
+    let from_field = |r: &Record| r.provenance.iter().any(|&(f, src)| f == "diagnostic" && src == "Diagnostic-Code");
     for r in records.iter_mut().filter(|r| !from_field(r)) {
         r.agent = "EZweb".into();
         if !text::contains_ci(&r.diagnostic, &s) {
             r.diagnostic = text::collapse(&format!("{s} {}", r.diagnostic));
-            r.provenance.push(("diagnostic".into(), "EZweb: the notice's statement, then the recipient's line".into()));
+            r.provenance.push(("diagnostic", "EZweb: the notice's statement, then the recipient's line"));
         }
     }
 }

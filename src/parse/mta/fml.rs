@@ -31,6 +31,6 @@ pub fn parse(ctx: &Context) -> Option<Vec<Record>> {
         ..Default::default()
     };
     r.diagnostic = text::prefix(&text::collapse(head), 1000).to_string();
-    r.provenance.push(("recipient".into(), "list address in the refusal".into()));
+    r.provenance.push(("recipient", "list address in the refusal"));
     Some(vec![r])
 }

@@ -87,7 +87,7 @@ fn classify(line: &str, f: &Found<'_>) -> Option<bool> {
 }
 
 /// Finds recipient hits in the report text.
-fn hits(lines: &[&str], markers: &[bool], exclude: &[String]) -> Vec<Hit> {
+fn hits(lines: &[&str], markers: &[bool], exclude: &[&str]) -> Vec<Hit> {
     let mut out: Vec<Hit> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if markers.get(i).copied().unwrap_or(false) && !out.is_empty() {
@@ -296,11 +296,11 @@ fn paragraph(lines: &[&str], i: usize) -> String {
 
 /// Addresses that are never the failed recipient: the bounce's own addressee (the
 /// original sender) and the original's sender headers.
-pub fn excluded(ctx: &Context, orig_headers: &crate::parse::mime::Headers) -> Vec<String> {
+pub fn excluded<'a>(ctx: &'a Context, orig_headers: &'a crate::parse::mime::Headers) -> Vec<&'a str> {
     let mut ex = Vec::new();
     for v in [ctx.headers.get_or_empty("to"), ctx.headers.get_or_empty("from"), orig_headers.get_or_empty("from"), orig_headers.get_or_empty("return-path"), orig_headers.get_or_empty("sender")] {
-        for f in text::find_addresses(v) {
-            ex.push(f.addr.to_string());
+        for f in text::addresses(v) {
+            ex.push(f.addr);
         }
     }
     ex
@@ -308,7 +308,7 @@ pub fn excluded(ctx: &Context, orig_headers: &crate::parse::mime::Headers) -> Ve
 
 /// Reads recipient reports from the report text; `known` (X-Failed-Recipients and the
 /// like) are used as the recipients when given.
-pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bool) -> Vec<Record> {
+pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool) -> Vec<Record> {
     let (lines, markers) = lines_and_markers(&ctx.text);
     let mut found = hits(&lines, &markers, exclude);
     if found.is_empty() && known.is_empty() {
@@ -383,7 +383,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
             agent: "generic".into(),
             ..Default::default()
         };
-        r.provenance.push(("recipient".into(), if h.strong { "recipient line of the report text".into() } else { "report text".into() }));
+        r.provenance.push(("recipient", if h.strong { "recipient line of the report text" } else { "report text" }));
         fill_from_diagnostic(&mut r, &diag, source);
         if r.smtp_command.is_empty() {
             r.smtp_command = text::smtp_command(whole()).to_string();
@@ -398,7 +398,7 @@ pub fn scan(ctx: &Context, exclude: &[String], known: &[String], prefer_text: bo
         }
         if expired && (r.reply_code.is_none() || EXPIRED.is_match(&r.diagnostic)) {
             r.reason_hint = "expired".into();
-            r.provenance.push(("reason_hint".into(), "report says delivery time expired".into()));
+            r.provenance.push(("reason_hint", "report says delivery time expired"));
         }
         out.push(r);
     }
@@ -418,15 +418,15 @@ pub fn report_expired(ctx: &Context) -> bool {
 }
 
 /// Sets status, reply code, command and diagnostic from an error text.
-pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
+pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &'static str) {
     let joined = text::strip_continuation_codes(diag);
-    let diag = joined.as_str();
+    let diag = &*joined;
     r.diagnostic = text::prefix(diag, 2000).to_string();
-    r.provenance.push(("diagnostic".into(), source.into()));
+    r.provenance.push(("diagnostic", source));
     if r.status.is_empty() {
         if let Some(c) = text::status_in_text(diag) {
             r.status = c.to_string();
-            r.provenance.push(("status".into(), "enhanced code in the error text".into()));
+            r.provenance.push(("status", "enhanced code in the error text"));
         }
     }
     if r.reply_code.is_none() {
@@ -438,7 +438,7 @@ pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &str) {
     if r.remote_mta.is_empty() {
         if let Some(h) = REMOTE_HOST.captures(diag).and_then(|c| c.get(1).or_else(|| c.get(2))) {
             r.remote_mta = h.as_str().trim_end_matches('.').to_string();
-            r.provenance.push(("remote_mta".into(), "host named in the error text".into()));
+            r.provenance.push(("remote_mta", "host named in the error text"));
         }
     }
 }

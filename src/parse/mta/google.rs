@@ -24,7 +24,7 @@ pub fn refine(ctx: &Context, records: &mut [Record]) {
         r.agent = "GoogleGroups".into();
         if r.reason_hint.is_empty() {
             r.reason_hint = "rejected".into();
-            r.provenance.push(("reason_hint".into(), "Google Groups refusal".into()));
+            r.provenance.push(("reason_hint", "Google Groups refusal"));
         }
     }
 }

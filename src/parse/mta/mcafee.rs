@@ -27,7 +27,7 @@ pub fn refine(ctx: &Context, records: &mut [Record]) {
         r.agent = "McAfee".into();
         if r.reason_hint.is_empty() && NO_SUCH_USER.is_match(&r.diagnostic) {
             r.reason_hint = "userunknown".into();
-            r.provenance.push(("reason_hint".into(), "McAfee per-recipient reply: address unknown".into()));
+            r.provenance.push(("reason_hint", "McAfee per-recipient reply: address unknown"));
         }
     }
 }

@@ -48,11 +48,11 @@ static BOUNCE_TEXT: LazyLock<crate::parse::gate::Folded> = LazyLock::new(|| {
 
 /// Records read from the report text when no delivery-status part gave any; `exclude`
 /// is [`generic::excluded`].
-pub fn scan(ctx: &Context, exclude: &[String]) -> Vec<Record> {
+pub fn scan(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
     let known: Vec<String> = ctx
         .headers
         .get_all("x-failed-recipients")
-        .flat_map(|v| text::find_addresses(v).into_iter().map(|f| f.addr.to_string()).collect::<Vec<_>>())
+        .flat_map(|v| text::addresses(v).map(|f| f.addr.to_string()))
         .collect();
     if let Some(r) = amazonses::parse(ctx) {
         return r;
@@ -66,11 +66,11 @@ pub fn scan(ctx: &Context, exclude: &[String]) -> Vec<Record> {
 }
 
 /// Last resort: nothing in the report names the recipient, the original's To does.
-pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &[String]) -> Vec<Record> {
+pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &[&str]) -> Vec<Record> {
     if ctx.original.is_none() {
         return Vec::new();
     }
-    let to: Vec<String> = text::find_addresses(orig.get_or_empty("to")).into_iter().map(|f| f.addr.to_string()).collect();
+    let to: Vec<String> = text::addresses(orig.get_or_empty("to")).map(|f| f.addr.to_string()).collect();
     if to.is_empty() || to.len() > 3 {
         return Vec::new();
     }

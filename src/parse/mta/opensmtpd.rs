@@ -26,10 +26,10 @@ pub fn refine(ctx: &Context, records: &mut [Record]) {
             r.action = "failed".into();
             r.status.clear();
             r.reason_hint = "expired".into();
-            r.provenance.push(("status".into(), "OpenSMTPD: envelope expired (the delayed template's 4.4.7 dropped)".into()));
+            r.provenance.push(("status", "OpenSMTPD: envelope expired (the delayed template's 4.4.7 dropped)"));
         } else if r.status.ends_with(".0.0") && text::status_in_text(&r.diagnostic).is_none() {
             r.status.clear();
-            r.provenance.push(("status".into(), "OpenSMTPD: x.0.0 says no code was given".into()));
+            r.provenance.push(("status", "OpenSMTPD: x.0.0 says no code was given"));
         }
     }
 }

@@ -91,12 +91,16 @@ fn dot_unstuffing_and_raw_evidence() {
     c.replies(3);
     c.send(&stuffed[..]);
     assert!(c.reply().starts_with("250"));
-    let (raw, size, sha): (Vec<u8>, i64, String) = server
+    let (raw, encoding, size, sha): (Vec<u8>, String, i64, String) = server
         .db()
-        .query_row("SELECT raw, size_bytes, sha256 FROM messages", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row("SELECT raw, raw_encoding, size_bytes, sha256 FROM messages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .unwrap();
     let expected: &[u8] = b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n";
-    assert_eq!(rebound::lmtp::delivery::inflate(&raw).unwrap(), expected);
+    assert_eq!(encoding, "lz4", "new rows are LZ4");
+    let encoding = rebound::store::raw::RawEncoding::from_column(&encoding).unwrap();
+    assert_eq!(rebound::store::raw::decode(&raw, encoding, 1 << 20).unwrap(), expected);
     assert_eq!(size, expected.len() as i64);
     use sha2::Digest;
     assert_eq!(sha, data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(expected)));
