@@ -4,9 +4,8 @@
 //! returns are the transaction's waiters answered, so every `Ok` reply is as durable as
 //! `synchronous=FULL` would make it, with `fdatasync` instead of the `fsync` SQLite pays
 //! on every COMMIT (which also journals the inode's timestamps). The flush runs on the
-//! writer thread itself: jobs that arrive meanwhile queue up and form the next batch, so
-//! every flush covers one transaction of everything that was waiting, and no thread hop
-//! sits between COMMIT and the answer.
+//! writer's flusher thread ([`super::writer`]): while it waits on the disk the writer
+//! gathers the next batch, so a flush may cover more than one committed transaction.
 //!
 //! A failed flush is final: Linux may drop the unwritten pages and report success on a
 //! later call, so from then on every waiter is told the write failed (LMTP 451) until
