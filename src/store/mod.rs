@@ -10,6 +10,7 @@ pub mod logevents;
 pub mod logpos;
 pub(crate) mod checkpoint;
 pub mod durable;
+mod flusher;
 mod migrate;
 pub mod raw;
 pub mod writer;

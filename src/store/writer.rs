@@ -1,7 +1,7 @@
 //! The single writer: one thread owns the write connection. Callers send jobs over a
 //! bounded channel and await a oneshot reply. Group commit is a two-stage pipeline:
 //! the writer thread runs what is queued as ONE transaction and hands the commit to
-//! the flusher thread, which makes it durable (one `fdatasync` of the WAL,
+//! the flusher thread ([`super::flusher`]), which makes it durable (one `fdatasync` of the WAL,
 //! [`super::durable`]) and answers every waiter. While the flusher works, the writer
 //! gathers the next batch (holding no lock: other connections may write) and commits it
 //! just before the flusher frees up, so COMMIT and `fdatasync` overlap and a flush
@@ -11,10 +11,11 @@
 
 use super::checkpoint;
 use super::durable::{self, SyncInfo};
+use super::flusher::{hand_over, wait_for_flusher, Committed, Flush, FlusherGone, Pacing, Ran, PARK_LIMIT};
 use super::StoreError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,7 +32,7 @@ pub enum WriteError {
 
 /// One unit of work run inside the batch transaction; it may be run twice (batch, then
 /// alone), so it must not consume what it needs to run again.
-trait Job: Send {
+pub(super) trait Job: Send {
     fn run(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError>;
     fn finish(self: Box<Self>, outcome: Result<(), WriteError>);
 }
@@ -122,7 +123,7 @@ impl WriterThread {
     }
 }
 
-type Observer = Arc<Mutex<Box<dyn FnMut(&BatchStats) + Send>>>;
+pub(super) type Observer = Arc<Mutex<Box<dyn FnMut(&BatchStats) + Send>>>;
 
 impl Writer {
     /// Starts the writer and flusher threads on `conn`; `observe` sees each batch
@@ -314,181 +315,10 @@ fn retry_alone(conn: &Connection, jobs: Vec<Box<dyn Job>>) -> Vec<Ran> {
         .collect()
 }
 
-/// Blocks until the flusher has made the last batch it was given durable.
-fn wait_for_flusher(pacing: &Pacing) {
-    while pacing.flusher_busy() {
-        std::thread::park_timeout(PARK_LIMIT);
-    }
-}
-
-/// Gives committed (or failed) transactions to the flusher.
-fn hand_over(flusher: &std::sync::mpsc::Sender<Vec<Ran>>, pacing: &Pacing, ran: Vec<Ran>) {
-    pacing.busy.store(true, Ordering::SeqCst);
-    if let Err(std::sync::mpsc::SendError(lost)) = flusher.send(ran) {
-        // The flusher is gone (it panicked): nothing committed can be made durable.
-        pacing.busy.store(false, Ordering::SeqCst);
-        for r in lost {
-            for job in r.jobs {
-                job.finish(Err(WriteError::Stopped));
-            }
-        }
-    }
-}
-
-/// Frees the writer when the flusher thread ends.
-struct FlusherGone(Arc<Pacing>);
-
-impl Drop for FlusherGone {
-    fn drop(&mut self) {
-        self.0.flushed();
-    }
-}
-
 /// Flushes slower than this (a disk under load) make the writer wait for stragglers.
 const COMMIT_DELAY_FROM: Duration = Duration::from_micros(500);
 /// The longest a batch waits for stragglers.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
-
-/// The longest the writer sleeps before looking again (a safety net: every wait is
-/// ended by an unpark from a submitter or the flusher).
-const PARK_LIMIT: Duration = Duration::from_millis(10);
-
-/// How the writer, the flusher and the submitters wake each other.
-#[derive(Default)]
-struct Pacing {
-    producers: AtomicUsize,
-    /// Set while the writer sleeps with a transaction open: submitters then wake it.
-    waiting: AtomicBool,
-    /// Set from a hand-over until the flusher has answered that batch.
-    busy: AtomicBool,
-    /// The writer thread, to unpark.
-    writer: OnceLock<std::thread::Thread>,
-    /// How long the last flush took (or 0 without a WAL), in microseconds.
-    last_flush_us: AtomicU64,
-}
-
-impl Pacing {
-    fn flusher_busy(&self) -> bool {
-        self.busy.load(Ordering::SeqCst)
-    }
-
-    fn unpark_writer(&self) {
-        if let Some(t) = self.writer.get() {
-            t.unpark();
-        }
-    }
-
-    /// The flusher answered its batch: the writer may commit the next.
-    fn flushed(&self) {
-        self.busy.store(false, Ordering::SeqCst);
-        self.unpark_writer();
-    }
-
-    /// A job was queued: wakes the writer if it sleeps with a transaction open. (The
-    /// writer sets `waiting` before it looks at the queue, so a job it missed sees
-    /// the flag set.)
-    fn arrived(&self) {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) {
-            self.unpark_writer();
-        }
-    }
-
-    fn producers(&self) -> usize {
-        self.producers.load(Ordering::Relaxed)
-    }
-
-    /// Sleeps until a job arrives or `until` (returns at once if one is queued).
-    fn wait_for_job(&self, until: Instant, queue_empty: impl Fn() -> bool) {
-        self.waiting.store(true, Ordering::SeqCst);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if queue_empty() {
-            std::thread::park_timeout(until.saturating_duration_since(Instant::now()).min(PARK_LIMIT));
-        }
-        self.waiting.store(false, Ordering::SeqCst);
-    }
-}
-
-/// How a commit becomes durable.
-enum Flush {
-    /// SQLite syncs inside COMMIT (not WAL, or no file).
-    InCommit,
-    /// `fdatasync` of the WAL by the flusher, after COMMIT.
-    Wal(durable::WalFile),
-}
-
-/// One transaction's jobs and how it ended, waiting to be answered.
-struct Ran {
-    jobs: Vec<Box<dyn Job>>,
-    start: Instant,
-    commit_time: Duration,
-    result: Result<(), StoreError>,
-    grouped: bool,
-}
-
-impl Ran {
-    fn new(jobs: Vec<Box<dyn Job>>, start: Instant, result: Result<(), StoreError>, grouped: bool) -> Ran {
-        Ran { jobs, start, commit_time: start.elapsed(), result, grouped }
-    }
-}
-
-/// Makes committed transactions durable and answers their jobs (the flusher thread).
-struct Committed {
-    observe: Observer,
-    flush: Flush,
-    syncs: u64,
-}
-
-impl Committed {
-    /// Flushes once for every transaction in `ran` that committed.
-    fn flush(&mut self, ran: &[Ran]) -> (Result<(), String>, SyncInfo) {
-        let committed = ran.iter().filter(|r| r.result.is_ok()).count();
-        if committed == 0 {
-            (Ok(()), SyncInfo::default())
-        } else {
-            self.syncs += 1;
-            match &mut self.flush {
-                Flush::Wal(file) => {
-                    let t = Instant::now();
-                    let outcome = file.flush();
-                    (outcome, SyncInfo { seq: self.syncs, transactions: committed, sync_time: t.elapsed() })
-                }
-                // The COMMIT itself synced (synchronous=FULL, or no file).
-                Flush::InCommit => {
-                    (Ok(()), SyncInfo { seq: self.syncs, transactions: committed, sync_time: Duration::ZERO })
-                }
-            }
-        }
-    }
-
-    /// Answers every job of `ran` in commit order (failures too, so observers see
-    /// batches as they ran), given how the flush ended.
-    fn answer(&mut self, ran: &mut Vec<Ran>, flushed: Result<(), String>, sync: SyncInfo) {
-        for r in ran.drain(..) {
-            let outcome = match &r.result {
-                Ok(()) => flushed.clone().map_err(WriteError::Failed),
-                Err(e) => {
-                    tracing::error!(error = %e, "store write failed");
-                    Err(WriteError::Failed(e.to_string()))
-                }
-            };
-            let ok = r.result.is_ok();
-            let stats = BatchStats {
-                jobs: r.jobs.len(),
-                commit_time: r.commit_time,
-                durable_time: r.start.elapsed(),
-                grouped: r.grouped,
-                sync: if ok { sync } else { SyncInfo::default() },
-            };
-            if let Ok(mut f) = self.observe.lock() {
-                f(&stats);
-            }
-            for job in r.jobs {
-                job.finish(outcome.clone());
-            }
-        }
-    }
-}
 
 /// Moves queued jobs into `batch`, at most `room`; true once every sender is gone.
 fn drain(rx: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, room: usize) -> bool {
