@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the SQLite store lives and how long evidence is kept.
@@ -24,21 +24,6 @@ pub struct Config {
     pub milter: crate::milter::MilterConfig,
     /// The Prometheus endpoint.
     pub metrics: crate::metrics::MetricsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            store: Default::default(),
-            lmtp: Default::default(),
-            verp: Default::default(),
-            policy: Default::default(),
-            classify: Default::default(),
-            follow: Default::default(),
-            milter: Default::default(),
-            metrics: Default::default(),
-        }
-    }
 }
 
 /// Errors reading the configuration.

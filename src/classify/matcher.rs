@@ -312,7 +312,7 @@ impl Scan<'_> {
             let best = hits.iter().take_while(|h| h.1 == first.1).min_by_key(|h| h.3)?;
             return Some((best.1 as usize, best.2 as usize));
         }
-        if !info.open && hits.is_empty() && !(info.ascii_only && !self.ascii) {
+        if !info.open && hits.is_empty() && (self.ascii || !info.ascii_only) {
             return None;
         }
         let re = info.regex()?;

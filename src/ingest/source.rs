@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn too_large_message_is_skipped_not_buffered() {
         let mut data = b"From a\nSubject: big\n\n".to_vec();
-        data.extend(std::iter::repeat(b'x').take(200_000));
+        data.extend(std::iter::repeat_n(b'x', 200_000));
         data.extend_from_slice(b"\nFrom b\nSubject: small\n\nok\n");
         let m = split(&data, 1000);
         assert_eq!(m, vec![None, Some(b"Subject: small\n\nok\n".to_vec())]);

@@ -72,6 +72,9 @@ impl Context {
         Context { text, ..Default::default() }
     }
 
+    // The nested ifs are deliberate: as match guards, a skipped rfc822 or html part
+    // would fall through to the text arm and be read as report text.
+    #[allow(clippy::collapsible_match)]
     fn entity(&mut self, ct: &ContentType, cte: Option<&str>, body: &[u8], depth: usize) {
         self.parts_seen += 1;
         if depth > MAX_DEPTH || self.parts_seen > MAX_PARTS {
