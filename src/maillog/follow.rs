@@ -6,13 +6,12 @@
 //! is caught up from its copy, found among its siblings by the hash of its first line.
 
 use super::join::{Join, JoinedResult, Pending};
+use super::logfile::{find_sibling, first_line_hash, position_of, read_at_full, OpenLog};
 use super::{parse_line, FollowConfig, LogEntry, LogFormat, MaillogError};
 use crate::classify::shared::SharedClassifier;
 use crate::store::{self, logevents, logpos, logpos::LogPosition};
 use rusqlite::Connection;
-use sha2::{Digest, Sha256};
-use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,8 +19,6 @@ use std::time::Duration;
 
 /// Bytes read (and committed) at a time.
 const CHUNK_BYTES: usize = 1 << 20;
-/// Bytes of the first line hashed to recognise a file.
-const FIRST_LINE_BYTES: usize = 4096;
 /// How long a renamed log must stay unchanged (with the new file in use) before it is
 /// closed: an old writer process may still finish its records into it.
 const DRAIN_GRACE: Duration = Duration::from_secs(60);
@@ -41,28 +38,6 @@ pub struct FollowStats {
     pub rotations: u64,
     /// Truncations (copytruncate) seen.
     pub truncations: u64,
-}
-
-/// One open log file and how far it was read.
-struct OpenLog {
-    file: File,
-    device: u64,
-    inode: u64,
-    offset: u64,
-    first_hash: String,
-}
-
-impl OpenLog {
-    fn open(path: &Path) -> std::io::Result<OpenLog> {
-        let file = File::open(path)?;
-        let m = file.metadata()?;
-        let first_hash = first_line_hash(&file);
-        Ok(OpenLog { file, device: m.dev(), inode: m.ino(), offset: 0, first_hash })
-    }
-
-    fn len(&self) -> u64 {
-        self.file.metadata().map(|m| m.len()).unwrap_or(0)
-    }
 }
 
 /// Follows one log file (or standard input) into the store.
@@ -449,70 +424,6 @@ impl Follower {
             }
         }
     }
-}
-
-/// The position row of a file being read.
-fn position_of(log: &OpenLog) -> LogPosition {
-    LogPosition {
-        device: log.device,
-        inode: log.inode,
-        offset: log.offset,
-        first_line_hash: log.first_hash.clone(),
-        ..Default::default()
-    }
-}
-
-/// pread until the buffer is full or end of file.
-fn read_at_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        let Some(rest) = buf.get_mut(n..) else { break };
-        match file.read_at(rest, offset + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// Hex SHA-256 prefix of the first line ("" while the file has no complete first line).
-fn first_line_hash(file: &File) -> String {
-    let mut buf = vec![0u8; FIRST_LINE_BYTES];
-    let n = read_at_full(file, &mut buf, 0).unwrap_or(0);
-    let head = buf.get(..n).unwrap_or_default();
-    let line = match memchr::memchr(b'\n', head) {
-        Some(i) => head.get(..i).unwrap_or_default(),
-        None if n == FIRST_LINE_BYTES => head,
-        None => return String::new(),
-    };
-    let digest = Sha256::digest(line);
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-/// A rotated sibling of `path` (`maillog.1`, `maillog-20261129`, ...; compressed ones
-/// are skipped) that is the file with `inode`, or else starts with the line hashed
-/// `first_hash` and is at least `offset` long (a copytruncate copy).
-fn find_sibling(path: &Path, inode: Option<(u64, u64)>, first_hash: &str, offset: u64) -> Option<OpenLog> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let base = path.file_name()?.to_string_lossy().into_owned();
-    let mut by_hash = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let compressed = [".gz", ".bz2", ".xz", ".zst", ".lz4"].iter().any(|s| name.ends_with(s));
-        if name == base || !name.starts_with(&base) || compressed {
-            continue;
-        }
-        let Ok(log) = OpenLog::open(&entry.path()) else { continue };
-        if inode == Some((log.device, log.inode)) {
-            return Some(log);
-        }
-        if by_hash.is_none() && !first_hash.is_empty() && log.first_hash == first_hash && log.len() >= offset {
-            by_hash = Some(log);
-        }
-    }
-    by_hash
 }
 
 /// A follower running in its own thread.

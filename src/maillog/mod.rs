@@ -4,6 +4,7 @@
 
 pub mod follow;
 pub mod join;
+mod logfile;
 pub mod postfix;
 pub mod sendmail;
 pub mod syslog;
