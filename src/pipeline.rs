@@ -26,6 +26,14 @@ impl ProcessedMessage {
     pub fn kind(&self) -> Kind {
         self.records.first().map(|r| r.record.kind).unwrap_or(Kind::None)
     }
+
+    /// The message-level kind as `messages.kind` stores it ("unknown" for none).
+    pub fn stored_kind(&self) -> &'static str {
+        match self.kind() {
+            Kind::None => "unknown",
+            k => k.as_str(),
+        }
+    }
 }
 
 /// Parses and classifies one message.

@@ -32,20 +32,10 @@ pub(super) fn prepare(raw: &[u8], sha256: String, classifier: &Classifier, keep_
         .map(|d| d.timestamp())
         .filter(|t| *t > 315_532_800 && *t <= now + 86_400)
         .unwrap_or(now);
-    let kind = match processed.kind() {
-        crate::parse::Kind::None => "unknown",
-        k => k.as_str(),
-    };
     let message = NewMessage {
-        received_at: now,
-        source: "ingest".into(),
         envelope_sender: sender.trim_matches(|c| c == '<' || c == '>').to_string(),
         envelope_recipients: if recipient.is_empty() { Vec::new() } else { vec![recipient.clone()] },
-        sha256,
-        kind: kind.to_string(),
-        size_bytes: raw.len() as i64,
-        // Stored as `raw_encoding` lz4 (the writer says so with the row).
-        raw: keep_raw.then(|| crate::store::raw::StoredRaw::compress(raw)),
+        ..NewMessage::received(raw, sha256, "ingest", processed.stored_kind(), keep_raw, now)
     };
     let events = event_rows(&processed, &Envelope { source: "ingest".into(), recipient }, occurred_at);
     // Only what correlation reads goes to the writer; the rest is freed here.

@@ -7,7 +7,7 @@ use super::protocol::Transaction;
 use crate::classify::shared::SharedClassifier;
 use crate::pipeline::{self, Envelope};
 use crate::store::event::{insert_event, insert_message, NewEvent, NewMessage};
-use crate::store::raw::StoredRaw;
+use crate::store::raw::hex_sha256;
 use crate::store::writer::Writer;
 use std::sync::Arc;
 
@@ -101,20 +101,11 @@ impl Delivery {
             let env = Envelope { source: "lmtp".into(), recipient: rcpt.clone() };
             events.extend(pipeline::event_rows(&processed, &env, now));
         }
-        let kind = match processed.records.first() {
-            Some(r) => r.record.kind.as_str(),
-            None => "unknown",
-        };
-        let raw = self.keep_raw.then(|| StoredRaw::compress(&t.message));
+        let sha256 = hex_sha256(&t.message);
         let message = NewMessage {
-            received_at: now,
-            source: "lmtp".into(),
             envelope_sender: t.sender,
             envelope_recipients: t.recipients,
-            sha256: crate::store::raw::hex_sha256(&t.message),
-            kind: kind.to_string(),
-            size_bytes: t.message.len() as i64,
-            raw,
+            ..NewMessage::received(&t.message, sha256, "lmtp", processed.stored_kind(), self.keep_raw, now)
         };
         Prepared { message, parsed: processed.parsed, events }
     }

@@ -59,19 +59,11 @@ pub fn prepare(d: &Delivery, classifier: &Classifier, keep_raw: bool, now: i64) 
         let envelope = Envelope { source: "milter".into(), recipient: rcpt.clone() };
         events.extend(pipeline::event_rows(&processed, &envelope, now));
     }
-    let kind = match processed.records.first() {
-        Some(r) => r.record.kind.as_str(),
-        None => "unknown",
-    };
+    let sha256 = crate::store::raw::hex_sha256(&d.raw);
     let message = event::NewMessage {
-        received_at: now,
-        source: "milter".into(),
         envelope_sender: d.sender.clone(),
         envelope_recipients: d.recipients.clone(),
-        sha256: crate::store::raw::hex_sha256(&d.raw),
-        kind: kind.to_string(),
-        size_bytes: i64::try_from(d.raw.len()).unwrap_or(i64::MAX),
-        raw: keep_raw.then(|| crate::store::raw::StoredRaw::compress(&d.raw)),
+        ..event::NewMessage::received(&d.raw, sha256, "milter", processed.stored_kind(), keep_raw, now)
     };
     Prepared { message, parsed: processed.parsed, events }
 }

@@ -26,6 +26,24 @@ pub struct NewMessage {
     pub raw: Option<StoredRaw>,
 }
 
+impl NewMessage {
+    /// The row of message `raw` received now from `source`, of message-level `kind`,
+    /// its bytes kept compressed when `keep_raw`; the envelope is left empty for the
+    /// caller to fill. `sha256` is [`super::raw::hex_sha256`] of `raw`, which the caller
+    /// may already have computed (ingest checks it for duplicates first).
+    pub fn received(raw: &[u8], sha256: String, source: &str, kind: &str, keep_raw: bool, now: i64) -> NewMessage {
+        NewMessage {
+            received_at: now,
+            source: source.to_string(),
+            sha256,
+            kind: kind.to_string(),
+            size_bytes: i64::try_from(raw.len()).unwrap_or(i64::MAX),
+            raw: keep_raw.then(|| StoredRaw::compress(raw)),
+            ..Default::default()
+        }
+    }
+}
+
 /// One event, as stored in `events`.
 #[derive(Debug, Clone, Default)]
 pub struct NewEvent {
