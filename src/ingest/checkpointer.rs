@@ -28,16 +28,11 @@ impl BulkWrite {
     /// Puts `conn` (the database at `db`) in bulk mode; a database not in WAL mode
     /// (in memory) is left as it is.
     pub(super) fn begin(conn: &Connection, db: &Path) -> rusqlite::Result<Option<BulkWrite>> {
-        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Ok(None);
-        }
+        let Some(wal) = crate::store::durable::wal_path(conn) else { return Ok(None) };
         let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
-        Ok(Some(BulkWrite { db: db.to_owned(), wal: wal.into(), synchronous, commits: 0, checkpointer: None }))
+        Ok(Some(BulkWrite { db: db.to_owned(), wal, synchronous, commits: 0, checkpointer: None }))
     }
 
     /// Called after each commit: lets the checkpoint thread (started by the first

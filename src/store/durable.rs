@@ -1,6 +1,6 @@
 //! Making commits durable with `fdatasync` of the WAL. In WAL mode the writer connection
 //! runs with `synchronous=NORMAL`: COMMIT only appends the transaction's frames to the
-//! `-wal` file. The writer then calls [`WalFile::flush`] on that file and only after it
+//! `-wal` file. The flusher then calls [`WalFile::flush`] on that file and only after it
 //! returns are the transaction's waiters answered, so every `Ok` reply is as durable as
 //! `synchronous=FULL` would make it, with `fdatasync` instead of the `fsync` SQLite pays
 //! on every COMMIT (which also journals the inode's timestamps). The flush runs on the
@@ -27,7 +27,7 @@ pub struct SyncInfo {
 }
 
 /// The `-wal` file of a connection in WAL mode on a file database, else `None`.
-pub(super) fn wal_path(conn: &rusqlite::Connection) -> Option<PathBuf> {
+pub(crate) fn wal_path(conn: &rusqlite::Connection) -> Option<PathBuf> {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).ok()?;
     let db = conn.path().filter(|p| !p.is_empty())?;
     mode.eq_ignore_ascii_case("wal").then(|| PathBuf::from(format!("{db}-wal")))
