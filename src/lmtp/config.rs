@@ -27,7 +27,7 @@ pub struct LmtpConfig {
     pub idle_timeout_secs: u64,
     /// Seconds SIGTERM waits for transactions in flight before exiting anyway.
     pub shutdown_grace_secs: u64,
-    /// Keep each message's raw bytes (deflate-compressed) in `messages.raw` as evidence.
+    /// Keep each message's raw bytes (compressed) in `messages.raw` as evidence.
     pub keep_raw: bool,
 }
 

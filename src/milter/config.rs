@@ -24,7 +24,7 @@ pub struct MilterConfig {
     pub on_eom: OnEom,
     /// Largest message assembled for parsing; bigger ones are not recorded.
     pub max_message_bytes: usize,
-    /// Keep each recorded message's raw bytes (deflate-compressed) in `messages.raw` as
+    /// Keep each recorded message's raw bytes (compressed) in `messages.raw` as
     /// evidence, as `[lmtp] keep_raw` does for LMTP.
     pub keep_raw: bool,
     /// Most MTA connections served at once; more are closed (the MTA tempfails).

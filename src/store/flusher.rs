@@ -47,7 +47,7 @@ pub(super) const PARK_LIMIT: Duration = Duration::from_millis(10);
 #[derive(Default)]
 pub(super) struct Pacing {
     pub(super) producers: AtomicUsize,
-    /// Set while the writer sleeps with a transaction open: submitters then wake it.
+    /// Set while the writer waits for stragglers (the commit delay): submitters then wake it.
     pub(super) waiting: AtomicBool,
     /// Set from a hand-over until the flusher has answered that batch.
     pub(super) busy: AtomicBool,
@@ -74,7 +74,7 @@ impl Pacing {
         self.unpark_writer();
     }
 
-    /// A job was queued: wakes the writer if it sleeps with a transaction open. (The
+    /// A job was queued: wakes the writer if it waits for stragglers. (The
     /// writer sets `waiting` before it looks at the queue, so a job it missed sees
     /// the flag set.)
     pub(super) fn arrived(&self) {

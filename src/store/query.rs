@@ -36,7 +36,7 @@ pub struct EventRow {
     pub verified: bool,
 }
 
-/// One row of `messages`, with its raw bytes as stored (deflated; None once pruned).
+/// One row of `messages`, with its raw bytes as stored (compressed as `raw_encoding` says; None once pruned).
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredMessage {
     pub id: i64,
