@@ -158,14 +158,6 @@ pub fn decode(bytes: &[u8], encoding: RawEncoding, limit: u64) -> std::io::Resul
     }
 }
 
-/// Inflates what [`deflate`] produced.
-pub fn inflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(bytes).read_to_end(&mut out)?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,17 +29,15 @@ fn send_message(c: &mut MtaConn, rcpt: &str) -> u8 {
 
 fn stored_messages(db: &std::path::Path) -> Vec<(String, String, String, Vec<u8>)> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut st =
-        conn.prepare("SELECT source, envelope_sender, envelope_recipients, raw, raw_encoding FROM messages ORDER BY id").unwrap();
-    let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, Vec<u8>>(3)?, r.get::<_, String>(4)?)))
-        .unwrap();
-    rows.map(|r| {
-        let (a, b, c, raw, encoding) = r.unwrap();
-        let encoding = rebound::store::raw::RawEncoding::from_column(&encoding).unwrap();
-        (a, b, c, rebound::store::raw::decode(&raw, encoding, 1 << 30).unwrap())
-    })
-    .collect()
+    let ids: Vec<i64> =
+        conn.prepare("SELECT id FROM messages ORDER BY id").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    ids.into_iter()
+        .map(|id| {
+            let m = rebound::store::query::message_by_id(&conn, id).unwrap().unwrap();
+            let raw = m.raw_bytes().expect("raw bytes decode");
+            (m.source, m.envelope_sender, m.envelope_recipients, raw)
+        })
+        .collect()
 }
 
 #[test]

@@ -91,19 +91,15 @@ fn dot_unstuffing_and_raw_evidence() {
     c.replies(3);
     c.send(&stuffed[..]);
     assert!(c.reply().starts_with("250"));
-    let (raw, encoding, size, sha): (Vec<u8>, String, i64, String) = server
-        .db()
-        .query_row("SELECT raw, raw_encoding, size_bytes, sha256 FROM messages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .unwrap();
+    let db = server.db();
+    let id: i64 = db.query_row("SELECT id FROM messages", [], |r| r.get(0)).unwrap();
+    let m = rebound::store::query::message_by_id(&db, id).unwrap().unwrap();
     let expected: &[u8] = b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\n";
-    assert_eq!(encoding, "lz4", "new rows are LZ4");
-    let encoding = rebound::store::raw::RawEncoding::from_column(&encoding).unwrap();
-    assert_eq!(rebound::store::raw::decode(&raw, encoding, 1 << 20).unwrap(), expected);
-    assert_eq!(size, expected.len() as i64);
+    assert_eq!(m.raw_encoding, "lz4", "new rows are LZ4");
+    assert_eq!(m.raw_bytes().unwrap(), expected);
+    assert_eq!(m.size_bytes, expected.len() as i64);
     use sha2::Digest;
-    assert_eq!(sha, data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(expected)));
+    assert_eq!(m.sha256, data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(expected)));
 }
 
 #[test]
