@@ -32,11 +32,13 @@ fn mbox(dir: &Path, n: usize, copies: usize) -> PathBuf {
     path
 }
 
-fn run(db: &Path, input: &Path, verp: &VerpConfig, progress: &mut dyn FnMut(&IngestSummary)) -> IngestSummary {
+/// Ingests `input` into the store `db`, its VERP key beside it.
+fn run(db: &Path, input: &Path, progress: &mut dyn FnMut(&IngestSummary)) -> IngestSummary {
+    let verp = VerpConfig { key_file: db.with_file_name("verp.key"), ..Default::default() };
     let mut conn = rebound::store::open(db).unwrap();
     let classifier = LazyClassifier::new(|| rebound::classify::Classifier::from_config(&Default::default()));
     let opts = IngestOptions { workers: 2, batch_messages: 64, ..Default::default() };
-    let summary = ingest(&mut conn, db, &[input.to_path_buf()], &classifier, verp, &opts, progress).unwrap();
+    let summary = ingest(&mut conn, db, &[input.to_path_buf()], &classifier, &verp, &opts, progress).unwrap();
     // Bulk mode is over: the connection is back to durable commits.
     assert_eq!(conn.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0)).unwrap(), 2);
     summary
@@ -65,10 +67,9 @@ fn rows(db: &Path) -> (Vec<String>, Vec<String>) {
 fn ingest_cut_short_then_rerun_stores_what_one_run_stores() {
     let dir = tempfile::tempdir().unwrap();
     let input = mbox(dir.path(), 60, 5);
-    let verp = VerpConfig { key_file: dir.path().join("verp.key"), ..Default::default() };
 
     let whole = dir.path().join("whole.db");
-    let once = run(&whole, &input, &verp, &mut |_| {});
+    let once = run(&whole, &input, &mut |_| {});
     assert_eq!(once.messages, 300);
     assert!(once.stored > 200, "{once:?}");
 
@@ -76,13 +77,13 @@ fn ingest_cut_short_then_rerun_stores_what_one_run_stores() {
     // chunk's transaction is committed, the second rolled back.
     let cut = dir.path().join("cut.db");
     let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(&cut, &input, &verp, &mut |s| assert!(s.messages < 200, "interrupted"))
+        run(&cut, &input, &mut |s| assert!(s.messages < 200, "interrupted"))
     }));
     assert!(interrupted.is_err());
     let (partial, _) = rows(&cut);
     assert!(!partial.is_empty() && partial.len() < once.stored as usize, "{} stored before the cut", partial.len());
 
-    let rest = run(&cut, &input, &verp, &mut |_| {});
+    let rest = run(&cut, &input, &mut |_| {});
     assert_eq!(rest.stored as usize + partial.len(), once.stored as usize, "{rest:?}");
     assert_eq!(rows(&cut), rows(&whole));
 }
@@ -109,9 +110,8 @@ fn stored_raw_bytes_decode_in_the_new_and_the_old_encoding() {
     use rebound::store::query::message_by_id;
     let dir = tempfile::tempdir().unwrap();
     let input = mbox(dir.path(), 20, 1);
-    let verp = VerpConfig { key_file: dir.path().join("verp.key"), ..Default::default() };
     let db = dir.path().join("r.db");
-    let summary = run(&db, &input, &verp, &mut |_| {});
+    let summary = run(&db, &input, &mut |_| {});
     assert!(summary.stored >= 15, "{summary:?}");
 
     // A row from before ingest wrote LZ4: deflate, with the column's default.

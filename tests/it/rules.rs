@@ -3,6 +3,12 @@
 use rebound::classify::{classify_reply, Classifier, ClassifyConfig, Fault, Reason};
 use std::process::Command;
 
+/// The text of `samples/rfc/NAME`.
+fn sample(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc").join(name);
+    String::from_utf8(std::fs::read(&path).unwrap()).unwrap()
+}
+
 fn rebound() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rebound"));
     c.env_remove("REBOUND_CONFIG").env_remove("REBOUND_DB");
@@ -124,15 +130,12 @@ fn sender_blocks_are_not_dead_addresses() {
 #[test]
 fn ezweb_notice_statement_decides_over_the_quoted_reply() {
     let c = Classifier::with_default_rules();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/ezweb-account-disabled.eml");
-    let raw = std::fs::read(&path).unwrap();
-    let p = rebound::pipeline::process_message(&raw, &c);
+    let raw = sample("ezweb-account-disabled.eml");
+    let p = rebound::pipeline::process_message(raw.as_bytes(), &c);
     let v = &p.records[0].verdict;
     assert_eq!((v.reason, v.hard), (Reason::Suspend, false), "{:?}", p.records[0].record.diagnostic);
 
-    let framed = String::from_utf8(raw)
-        .unwrap()
-        .replace("The user(s) account is disabled.", "Each of the following recipients was rejected by a remote\nmail server.");
+    let framed = raw.replace("The user(s) account is disabled.", "Each of the following recipients was rejected by a remote\nmail server.");
     let p = rebound::pipeline::process_message(framed.as_bytes(), &c);
     let v = &p.records[0].verdict;
     assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true), "{:?}", p.records[0].record.diagnostic);
@@ -144,8 +147,7 @@ fn ezweb_notice_statement_decides_over_the_quoted_reply() {
 #[test]
 fn a_returned_failure_report_says_why_when_the_notice_does_not() {
     let c = Classifier::with_default_rules();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/interscan-returned-report.eml");
-    let raw = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    let raw = sample("interscan-returned-report.eml");
     let p = rebound::pipeline::process_message(raw.as_bytes(), &c);
     let v = &p.records[0].verdict;
     assert_eq!((v.reason, v.hard), (Reason::UserUnknown, true), "{:?}", p.records[0].record.diagnostic);
@@ -167,8 +169,7 @@ fn a_returned_failure_report_says_why_when_the_notice_does_not() {
 #[test]
 fn an_ses_receipt_rule_bounce_is_a_filter_not_a_dead_address() {
     let c = Classifier::with_default_rules();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/rfc/ses-receiving-receipt-rule.eml");
-    let raw = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    let raw = sample("ses-receiving-receipt-rule.eml");
     let p = rebound::pipeline::process_message(raw.as_bytes(), &c);
     let v = &p.records[0].verdict;
     assert_eq!((v.reason, v.hard, v.fault), (Reason::Filtered, false, Fault::Recipient));
