@@ -320,7 +320,38 @@ fn strip_tags(html: &str) -> String {
     if memchr::memchr(b'&', out.as_bytes()).is_none() {
         return out;
     }
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&").replace("&quot;", "\"")
+    decode_entities(&out)
+}
+
+/// Decodes `&lt;`, `&gt;`, `&nbsp;`, `&amp;` and `&quot;` in one pass, giving what
+/// replacing them one after the other in that order gives: an `&amp;` that makes a
+/// `&quot;` is decoded twice, one that makes any of the others is not.
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(rest.get(..at).unwrap_or(""));
+        let tail = rest.get(at..).unwrap_or("");
+        let (text, used) = if tail.starts_with("&lt;") {
+            ("<", 4)
+        } else if tail.starts_with("&gt;") {
+            (">", 4)
+        } else if tail.starts_with("&nbsp;") {
+            (" ", 6)
+        } else if tail.starts_with("&amp;quot;") {
+            ("\"", 10)
+        } else if tail.starts_with("&amp;") {
+            ("&", 5)
+        } else if tail.starts_with("&quot;") {
+            ("\"", 6)
+        } else {
+            ("&", 1)
+        };
+        out.push_str(text);
+        rest = tail.get(used..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -334,6 +365,14 @@ mod tests {
         assert!(c.text.contains("a@b.c"));
         assert!(!c.text.contains("Return-Path"));
         assert!(c.original.unwrap().starts_with("Return-Path"));
+    }
+
+    #[test]
+    fn entities_decode_as_the_chained_replacements() {
+        let chained = |s: &str| s.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&").replace("&quot;", "\"");
+        for s in ["a &lt;b@c.d&gt; x", "&amp;lt; &amp;quot; &amp;amp;quot; &amp;nbsp;", "&&lt;&;&quot&quot;", "&nbsp;&amp;gt;&", "tail &am"] {
+            assert_eq!(decode_entities(s), chained(s), "{s:?}");
+        }
     }
 
     #[test]
