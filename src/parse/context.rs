@@ -231,11 +231,16 @@ const STRONG_HEADERS: &[&str] =
 
 fn header_name(line: &str) -> Option<&str> {
     // The name is the run of letters, digits and '-' at the start, and the first ':'
-    // must end it: prose lines are ruled out at their first space, without a search
-    // of the whole line for a colon.
+    // must end it.
     let b = line.as_bytes();
-    let len = b.iter().take(41).take_while(|c| c.is_ascii_alphanumeric() || **c == b'-').count();
-    if len == 0 || len > 40 || b.get(len) != Some(&b':') {
+    // Most lines of prose or blank lines are ruled out by their first byte.
+    if !b.first().is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    // The first ':' within 41 bytes, then the name before it (a long run of letters,
+    // a line of base64, is passed over by one search).
+    let len = memchr::memchr(b':', b.get(..41).unwrap_or(b))?;
+    if len == 0 || !b.get(..len)?.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-') {
         return None;
     }
     line.get(..len)
@@ -264,7 +269,8 @@ pub fn find_header_block(text: &str) -> Option<usize> {
     while let Some((line, next)) = line_at(text, at) {
         let known = header_name(line).filter(|n| one_of(n, ORIGINAL_HEADERS) || n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")));
         if known.is_none() {
-            if !line.trim().is_empty() {
+            // A line starting with a visible ASCII character is not blank (most are).
+            if line.as_bytes().first().is_some_and(u8::is_ascii_graphic) || !line.trim().is_empty() {
                 prev_nonblank = line;
             }
             at = next;
