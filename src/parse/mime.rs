@@ -81,6 +81,11 @@ impl Headers {
     }
 }
 
+/// Finds "\n\n" (the end of a header block with LF line ends).
+static BLANK_LF: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
+/// Finds "\n\r\n" (the end of a header block with CRLF line ends).
+static BLANK_CRLF: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\r\n"));
+
 /// Splits an entity into its header block and body at the first empty line.
 pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
     // A message that starts with an empty line has no headers.
@@ -90,8 +95,17 @@ pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
     if raw.starts_with(b"\r\n") {
         return (&[], raw.get(2..).unwrap_or(&[]));
     }
+    // The first line end followed by an empty line (LF or CRLF). A part's few header
+    // lines are walked; past them the endings are searched in growing windows (a
+    // header block is short, the body may be long): the ending the first line uses,
+    // then the other one only before that.
     let mut pos = 0;
-    while let Some(n) = memchr::memchr(b'\n', raw.get(pos..).unwrap_or(&[])) {
+    let mut crlf = false;
+    for i in 0..4 {
+        let Some(n) = memchr::memchr(b'\n', raw.get(pos..).unwrap_or(&[])) else { return (raw, &[]) };
+        if i == 0 {
+            crlf = n > 0 && raw.get(n - 1) == Some(&b'\r');
+        }
         let next = pos + n + 1;
         let rest = raw.get(next..).unwrap_or(&[]);
         if rest.starts_with(b"\n") {
@@ -101,6 +115,35 @@ pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
             return (raw.get(..next).unwrap_or(raw), rest.get(2..).unwrap_or(&[]));
         }
         pos = next;
+    }
+    let (likely, other) = if crlf { ((&*BLANK_CRLF, 3), (&*BLANK_LF, 2)) } else { ((&*BLANK_LF, 2), (&*BLANK_CRLF, 3)) };
+    // The last line end walked starts the search: an ending may begin there.
+    let (mut from, mut window) = (pos - 1, 2048);
+    while from < raw.len() {
+        let to = raw.len().min(from.saturating_add(window));
+        let hay = raw.get(from..to).unwrap_or(&[]);
+        let first = match likely.0.find(hay) {
+            Some(n) => {
+                // An ending of the other kind starts before `n` or not at all.
+                let before = hay.get(..(n + other.1).min(hay.len())).unwrap_or(&[]);
+                Some(match other.0.find(before) {
+                    Some(m) if m < n => (m, other.1),
+                    _ => (n, likely.1),
+                })
+            }
+            None => other.0.find(hay).map(|m| (m, other.1)),
+        };
+        if let Some((n, len)) = first {
+            let at = from + n;
+            return (raw.get(..at + 1).unwrap_or(raw), raw.get(at + len..).unwrap_or(&[]));
+        }
+        if to == raw.len() {
+            break;
+        }
+        // The next window overlaps this one by two bytes: an ending across the cut is
+        // found whole.
+        from = to - 2;
+        window = window.saturating_mul(2);
     }
     (raw, &[])
 }
@@ -474,6 +517,36 @@ mod tests {
         assert_eq!(h.get("b"), Some("v \u{fffd}"));
         assert_eq!(h.get("c"), Some("w x"), "Unicode space trimmed; a continuation joins the last field");
         assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    /// The first empty line, found line by line (what the windowed search must give).
+    fn split_slowly(raw: &[u8]) -> (&[u8], &[u8]) {
+        for i in 0..raw.len() {
+            if i == 0 || raw[i - 1] == b'\n' {
+                for end in [&b"\n"[..], b"\r\n"] {
+                    if raw[i..].starts_with(end) {
+                        return (&raw[..i], &raw[i + end.len()..]);
+                    }
+                }
+            }
+        }
+        (raw, &[])
+    }
+
+    #[test]
+    fn header_block_ends_at_the_first_empty_line() {
+        let field = |n: usize, crlf: bool| format!("X-F{n}: {}{}", "v".repeat(n % 70), if crlf { "\r\n" } else { "\n" });
+        for lines in [0, 1, 3, 4, 5, 40, 300, 2000] {
+            for (crlf, blank) in [(false, "\n"), (true, "\r\n"), (true, "\n"), (false, "\r\n")] {
+                let mut m: String = (0..lines).map(|n| field(n, crlf)).collect();
+                m.push_str(blank);
+                m.push_str("body\n\nmore\r\n\r\n");
+                assert_eq!(split_header_body(m.as_bytes()), split_slowly(m.as_bytes()), "{lines} {crlf} {blank:?}");
+                let cut = &m.as_bytes()[..m.len() / 2];
+                assert_eq!(split_header_body(cut), split_slowly(cut));
+            }
+        }
+        assert_eq!(split_header_body(b"a: 1\r"), (&b"a: 1\r"[..], &b""[..]));
     }
 
     #[test]
