@@ -181,13 +181,26 @@ impl Context {
 /// Appends what [`to_text`] gives for `bytes` to `out` (LF text: no copy in between).
 fn append_text(out: &mut String, bytes: &[u8], max: usize) {
     let cut = bytes.get(..max.min(bytes.len())).unwrap_or(bytes);
-    if memchr::memchr(b'\r', cut).is_some() {
-        out.push_str(&to_text(bytes, max));
-        return;
+    out.reserve(cut.len());
+    // Line by line when there are CRs: each is cut at an ASCII byte, so converting the
+    // pieces gives the text converting the whole would.
+    let mut i = 0;
+    while let Some(n) = memchr::memchr(b'\r', cut.get(i..).unwrap_or(&[])) {
+        push_lossy(out, cut.get(i..i + n).unwrap_or(&[]));
+        out.push('\n');
+        i += n + 1;
+        if cut.get(i) == Some(&b'\n') {
+            i += 1;
+        }
     }
-    match std::str::from_utf8(cut) {
+    push_lossy(out, cut.get(i..).unwrap_or(&[]));
+}
+
+/// Appends `bytes` as UTF-8 (invalid sequences replaced).
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
         Ok(s) => out.push_str(s),
-        Err(_) => out.push_str(&String::from_utf8_lossy(cut)),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 

@@ -298,15 +298,15 @@ fn split_params(value: &str) -> impl Iterator<Item = &str> + '_ {
             return None;
         }
         let mut i = start;
-        while let Some(&c) = b.get(i) {
-            match c {
-                b'"' => quoted = !quoted,
-                b';' if !quoted => {
-                    let seg = value.get(start..i).unwrap_or("");
-                    start = i + 1;
-                    return Some(seg);
-                }
-                _ => {}
+        // Only quotes and semicolons matter: jump from one to the next.
+        while let Some(n) = memchr::memchr2(b'"', b';', b.get(i..).unwrap_or(&[])) {
+            i += n;
+            if b.get(i) == Some(&b'"') {
+                quoted = !quoted;
+            } else if !quoted {
+                let seg = value.get(start..i).unwrap_or("");
+                start = i + 1;
+                return Some(seg);
             }
             i += 1;
         }
