@@ -283,6 +283,9 @@ pub fn excluded<'a>(ctx: &'a Context, orig_headers: &'a crate::parse::mime::Head
     ex
 }
 
+/// Bytes of the report text read as one text when nothing nearer a recipient says why.
+const WHOLE: usize = 4000;
+
 /// Reads recipient reports from the report text; `known` (X-Failed-Recipients and the
 /// like) are used as the recipients when given.
 pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool) -> Vec<Record> {
@@ -318,7 +321,10 @@ pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool
         return Vec::new();
     }
     let whole_cell = std::cell::OnceCell::new();
-    let whole = || whole_cell.get_or_init(|| text::collapse(text::prefix(&ctx.text, 4000)));
+    let whole = || whole_cell.get_or_init(|| text::collapse(text::prefix(&ctx.text, WHOLE)));
+    // The command the whole text states (asked per record, the same for each).
+    let whole_command_cell = std::cell::OnceCell::new();
+    let whole_command = || *whole_command_cell.get_or_init(|| text::smtp_command_collapsed(text::prefix(&ctx.text, WHOLE)));
     let delayed = delayed_in(ctx, &rl);
     let expired = expired_in(ctx, &rl);
     lines_sorted.extend(found.iter().map(|h| h.line));
@@ -364,7 +370,7 @@ pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool
         r.provenance.push(("recipient", if h.strong { "recipient line of the report text" } else { "report text" }));
         fill_from_diagnostic(&mut r, &diag, source);
         if r.smtp_command.is_empty() {
-            r.smtp_command = text::smtp_command(whole()).to_string();
+            r.smtp_command = whole_command().to_string();
         }
         let temp = r.status.starts_with('4') || r.reply_code.is_some_and(|c| (400..500).contains(&c));
         if delayed || temp && !expired && r.status.is_empty() {
@@ -433,7 +439,9 @@ pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &'static str) {
         r.smtp_command = text::smtp_command(diag).to_string();
     }
     if r.remote_mta.is_empty() {
-        if let Some(h) = REMOTE_HOST.captures(diag).and_then(|c| c.get(1).or_else(|| c.get(2))) {
+        // Both forms hold a '[': without one, the pattern is not run.
+        let bracket = memchr::memchr(b'[', diag.as_bytes()).is_some();
+        if let Some(h) = bracket.then(|| REMOTE_HOST.captures(diag)).flatten().and_then(|c| c.get(1).or_else(|| c.get(2))) {
             r.remote_mta = h.as_str().trim_end_matches('.').to_string();
             r.provenance.push(("remote_mta", "host named in the error text"));
         }
