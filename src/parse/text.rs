@@ -453,7 +453,7 @@ impl CommandWordings {
         Some(CommandWordings {
             ci: regex_automata::meta::Regex::new_many(&ci).ok()?,
             gate: super::gate::Gate::new(&joined, true),
-            lower: regex_automata::meta::Regex::new_many(&lower).ok()?,
+            lower: lower_ascii_many(&lower)?,
         })
     }
 
@@ -470,6 +470,17 @@ impl CommandWordings {
         };
         pattern.and_then(|p| COMMAND_WORDINGS.get(p.as_usize())).map_or("", |(cmd, _)| cmd)
     }
+}
+
+/// Patterns for lower-cased ASCII text, compiled without Unicode classes: on ASCII
+/// text `\s` and `\d` mean what they mean with Unicode, and the automaton the lazy
+/// DFA builds from them is a fraction of the size (its cache no longer fills and
+/// clears while it runs).
+fn lower_ascii_many(patterns: &[String]) -> Option<regex_automata::meta::Regex> {
+    regex_automata::meta::Regex::builder()
+        .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false))
+        .build_many(patterns)
+        .ok()
 }
 
 static COMMAND: LazyLock<Option<CommandWordings>> = LazyLock::new(|| CommandWordings::build(str::to_string));
