@@ -172,12 +172,17 @@ fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
     out
 }
 
-/// Whether a text may hold an enhanced status code: it has a class digit, a dot and a
-/// digit ("5.1") somewhere. Without one, no line of it (nor lines joined) holds a code.
+/// Whether a text may hold an enhanced status code: a class digit, a dot, one to three
+/// digits, a dot and a digit ("5.1.1") stand somewhere in it. Pieces of its lines,
+/// joined with spaces, hold no code when it holds none of these.
 fn may_hold_status(t: &str) -> bool {
     let b = t.as_bytes();
     memchr::memchr_iter(b'.', b).any(|i| {
-        i > 0 && matches!(b.get(i - 1), Some(b'2' | b'4' | b'5')) && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+        if i == 0 || !matches!(b.get(i - 1), Some(b'2' | b'4' | b'5')) {
+            return false;
+        }
+        let digits = b.get(i + 1..).unwrap_or(&[]).iter().take(4).take_while(|c| c.is_ascii_digit()).count();
+        (1..=3).contains(&digits) && b.get(i + 1 + digits) == Some(&b'.') && b.get(i + 2 + digits).is_some_and(u8::is_ascii_digit)
     })
 }
 
@@ -229,12 +234,20 @@ fn transcript_status(report: &str) -> Option<&str> {
         .find(|c| !c.ends_with(".0.0"))
 }
 
+/// Where `addr` first stands in `text`. An address holds an '@' and a text few: only
+/// where one stands is compared (no substring searcher is built for one search).
+fn find_address(text: &str, addr: &str) -> Option<usize> {
+    let (t, a) = (text.as_bytes(), addr.as_bytes());
+    let Some(k) = memchr::memchr(b'@', a) else { return memchr::memmem::find(t, a) };
+    memchr::memchr_iter(b'@', t).filter_map(|i| i.checked_sub(k)).find(|&s| t.get(s..s + a.len()) == Some(a))
+}
+
 /// The SMTP command stated in the report text just after a recipient's address.
 fn command_near(report: &str, recipient: &str) -> &'static str {
     if recipient.is_empty() {
         return "";
     }
-    let Some(pos) = memchr::memmem::find(report.as_bytes(), recipient.as_bytes()) else { return "" };
+    let Some(pos) = find_address(report, recipient) else { return "" };
     text::smtp_command(text::prefix(report.get(pos..).unwrap_or(""), 600))
 }
 
