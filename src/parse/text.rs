@@ -372,21 +372,15 @@ pub fn is_generic_status(s: &str) -> bool {
 }
 
 /// Enhanced codes written right after a reply code ("550 5.1.1", "550-'5.2.2").
-fn codes_after_reply(text: &str) -> Vec<&str> {
+fn codes_after_reply(text: &str) -> impl Iterator<Item = &str> + '_ {
     let b = text.as_bytes();
-    let mut out = Vec::new();
-    for (i, _) in reply_positions(text) {
+    reply_positions(text).filter_map(move |(i, _)| {
         let mut j = i + 4;
         if b.get(j) == Some(&b'\'') {
             j += 1;
         }
-        if let Some(len) = enhanced_at(b, j) {
-            if let Some(c) = text.get(j..j + len) {
-                out.push(c);
-            }
-        }
-    }
-    out
+        enhanced_at(b, j).and_then(|len| text.get(j..j + len))
+    })
 }
 
 /// The enhanced code an error text states: the one right after a reply code first,
@@ -395,20 +389,26 @@ pub fn status_in_text(text: &str) -> Option<&str> {
     if let Some((_, c)) = quoted_reply(text) {
         return Some(c);
     }
-    let codes = enhanced_codes(text);
-    let failing = codes.iter().any(|c| !c.starts_with('2'));
-    let ok = |c: &&str| !failing || !c.starts_with('2');
-    if codes.is_empty() {
+    // One pass says whether there is a code at all and whether any is a failure's;
+    // the choices below walk the codes again (no list is built).
+    let mut any = false;
+    let mut failing = false;
+    for c in enhanced_iter(text) {
+        any = true;
+        if !c.starts_with('2') {
+            failing = true;
+            break;
+        }
+    }
+    if !any {
         return None;
     }
-    let after = codes_after_reply(text);
-    after
-        .iter()
-        .copied()
+    let ok = |c: &&str| !failing || !c.starts_with('2');
+    codes_after_reply(text)
         .filter(ok)
         .find(|c| !c.ends_with(".0.0"))
-        .or_else(|| codes.iter().copied().filter(ok).find(|c| !c.ends_with(".0.0")))
-        .or_else(|| codes.iter().copied().find(ok))
+        .or_else(|| enhanced_iter(text).filter(ok).find(|c| !c.ends_with(".0.0")))
+        .or_else(|| enhanced_iter(text).find(ok))
 }
 
 /// Picks the status: a specific code stated in the error text wins over the DSN's

@@ -107,11 +107,12 @@ fn hits(lines: &[&str], markers: &[bool], exclude: &[&str]) -> Vec<Hit> {
         {
             continue;
         }
-        let addrs = text::find_addresses(line);
+        let mut addrs = text::addresses(line).peekable();
         let mut promote = false;
-        for (k, f) in addrs.iter().enumerate() {
+        while let Some(f) = addrs.next() {
+            let f = &f;
             // "name@x <addr@y>": the bracketed address is the real one.
-            if let Some(next) = addrs.get(k + 1) {
+            if let Some(next) = addrs.peek() {
                 let gap = line.get(f.end..next.start).unwrap_or("");
                 if gap.trim() == "<" {
                     promote = true;
