@@ -96,10 +96,7 @@ fn next_address<'a>(s: &'a str, from: &mut usize) -> Option<Found<'a>> {
     while let Some(n) = memchr::memchr(b'@', b.get(*from..).unwrap_or(&[])) {
         let at = *from + n;
         *from = at + 1;
-        let mut start = at;
-        while start > 0 && b.get(start - 1).is_some_and(|&c| is_local_char(c)) {
-            start -= 1;
-        }
+        let mut start = at - b.get(..at).map_or(0, |h| h.iter().rev().take_while(|&&c| is_local_char(c)).count());
         // Leading dots or quotes are punctuation, not part of the local part.
         while start < at && matches!(b.get(start), Some(b'.') | Some(b'\'') | Some(b'`')) {
             start += 1;
@@ -112,10 +109,7 @@ fn next_address<'a>(s: &'a str, from: &mut usize) -> Option<Found<'a>> {
                 start += skip;
             }
         }
-        let mut end = at + 1;
-        while end < b.len() && b.get(end).is_some_and(|&c| is_domain_char(c)) {
-            end += 1;
-        }
+        let mut end = at + 1 + b.get(at + 1..).map_or(0, |t| t.iter().take_while(|&&c| is_domain_char(c)).count());
         while end > at + 1 && matches!(b.get(end - 1), Some(b'.') | Some(b'-')) {
             end -= 1;
         }
