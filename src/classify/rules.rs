@@ -13,6 +13,7 @@ use super::matcher::{PatternSet, Prepared};
 use crate::parse::{Kind, Record};
 use regex::bytes::Regex;
 use serde::Deserialize;
+use std::borrow::Cow;
 
 /// The rules compiled into the binary.
 pub const DEFAULT_RULES: &str = include_str!("rules/default.toml");
@@ -162,10 +163,11 @@ pub struct Rule {
 pub(crate) struct Facts<'a> {
     pub(crate) status: Option<StatusCode>,
     pub(crate) temporary: bool,
-    pub(crate) command: String,
+    pub(crate) command: Cow<'static, str>,
     pub(crate) record: &'a Record,
-    /// Remote and reporting MTA, trimmed, lower case (for host matchers).
-    hosts: [String; 2],
+    /// Remote and reporting MTA, trimmed, without a final dot (for host matchers,
+    /// which ignore ASCII case).
+    hosts: [&'a str; 2],
 }
 
 /// Whether a record reports a temporary failure (status class, else reply code, else kind).
@@ -183,9 +185,9 @@ impl<'a> Facts<'a> {
         let temporary = temporary_of(status, record);
         let mut command = normalize_command(&record.smtp_command);
         if command.is_empty() {
-            command = command_in_text(&record.diagnostic).to_string();
+            command = Cow::Borrowed(command_in_text(&record.diagnostic));
         }
-        let host = |h: &str| h.trim().trim_end_matches('.').to_ascii_lowercase();
+        let host = |h: &'a str| h.trim().trim_end_matches('.');
         Facts { status, temporary, command, record, hosts: [host(&record.remote_mta), host(&record.reporting_mta)] }
     }
 }
@@ -220,14 +222,25 @@ fn command_in_text(text: &str) -> &'static str {
         .unwrap_or("")
 }
 
-/// RCPT, MAIL, DATA, HELO, EHLO, CONN, QUIT ... from the many ways bounces name them.
-fn normalize_command(c: &str) -> String {
-    let up = c.trim().to_ascii_uppercase();
-    let first = up.split(|ch: char| !ch.is_ascii_alphabetic()).find(|w| !w.is_empty()).unwrap_or("");
-    match first {
-        "END" | "BODY" => "DATA".into(),
-        "CONNECT" | "CONNECTION" | "INITIAL" | "BANNER" | "GREETING" => "CONN".into(),
-        w => w.into(),
+/// RCPT, MAIL, DATA, HELO, EHLO, CONN, QUIT ... from the many ways bounces name them
+/// (upper case; the usual names without a copy).
+fn normalize_command(c: &str) -> Cow<'static, str> {
+    const NAMES: [(&str, &str); 16] = [
+        ("RCPT", "RCPT"), ("MAIL", "MAIL"), ("DATA", "DATA"), ("EHLO", "EHLO"), ("HELO", "HELO"), ("CONN", "CONN"),
+        ("QUIT", "QUIT"), ("RSET", "RSET"), ("STARTTLS", "STARTTLS"), ("AUTH", "AUTH"),
+        ("END", "DATA"), ("BODY", "DATA"),
+        ("CONNECT", "CONN"), ("CONNECTION", "CONN"), ("INITIAL", "CONN"), ("BANNER", "CONN"),
+    ];
+    let first = c.trim().split(|ch: char| !ch.is_ascii_alphabetic()).find(|w| !w.is_empty()).unwrap_or("");
+    if first.is_empty() {
+        return Cow::Borrowed("");
+    }
+    if first.eq_ignore_ascii_case("GREETING") {
+        return Cow::Borrowed("CONN");
+    }
+    match NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(first)) {
+        Some((_, name)) => Cow::Borrowed(name),
+        None => Cow::Owned(first.to_ascii_uppercase()),
     }
 }
 
@@ -287,10 +300,10 @@ impl Rule {
         if !self.reply.is_empty() && !r.reply_code.is_some_and(|c| self.reply.iter().any(|p| p.matches(c))) {
             return None;
         }
-        if !self.command.is_empty() && !self.command.contains(&f.command) {
+        if !self.command.is_empty() && !self.command.iter().any(|c| *c == *f.command) {
             return None;
         }
-        if self.not_command.contains(&f.command) {
+        if self.not_command.iter().any(|c| *c == *f.command) {
             return None;
         }
         if !self.hint.is_empty() {
@@ -309,10 +322,15 @@ impl Rule {
     }
 }
 
-/// Whether `host` (trimmed, lower case) is one of `patterns` or below one.
+/// Whether `host` (trimmed) is one of `patterns` (lower case) or below one, ignoring
+/// ASCII case.
 fn host_matches(patterns: &[String], host: &str) -> bool {
-    !host.is_empty()
-        && patterns.iter().any(|p| host == *p || (host.ends_with(p.as_str()) && host[..host.len() - p.len()].ends_with('.')))
+    let h = host.as_bytes();
+    !h.is_empty()
+        && patterns.iter().any(|p| {
+            let Some(cut) = h.len().checked_sub(p.len()) else { return false };
+            h.get(cut..).is_some_and(|tail| tail.eq_ignore_ascii_case(p.as_bytes())) && (cut == 0 || h.get(cut - 1) == Some(&b'.'))
+        })
 }
 
 /// Rewrites a pattern so the set stays small and fast: case-insensitive, ASCII classes and
@@ -478,7 +496,7 @@ impl RuleSet {
             if spec.examples.is_empty() {
                 return Err(err("a rule needs at least one example".into()));
             }
-            let upper = |v: &Vec<String>| v.iter().map(|c| normalize_command(c)).collect();
+            let upper = |v: &Vec<String>| v.iter().map(|c| normalize_command(c).into_owned()).collect();
             rules.push(Rule {
                 reason,
                 patterns: idx,

@@ -5,9 +5,6 @@
 
 use super::text;
 use std::borrow::Cow;
-use nom::bytes::complete::take_while1;
-use nom::character::complete::{char, space0};
-use nom::IResult;
 
 /// The per-message fields.
 #[derive(Debug, Default, Clone)]
@@ -43,12 +40,19 @@ pub struct RecipientReport {
     pub category: String,
 }
 
-/// One "Name: value" line: the name and the rest.
-fn field(line: &str) -> IResult<&str, &str> {
-    let (rest, name) = take_while1(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_')(line)?;
-    let (rest, _) = space0(rest)?;
-    let (rest, _) = char(':')(rest)?;
-    Ok((rest, name))
+/// One "Name: value" line: the name (letters, digits, '-', '_') and the rest after the
+/// colon (blanks between the name and the colon allowed).
+fn field(line: &str) -> Option<(&str, &str)> {
+    let b = line.as_bytes();
+    let n = b.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'-' || **c == b'_').count();
+    if n == 0 {
+        return None;
+    }
+    let blanks = b.get(n..)?.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
+    if b.get(n + blanks) != Some(&b':') {
+        return None;
+    }
+    Some((line.get(..n)?, line.get(n + blanks + 1..)?))
 }
 
 /// A field: lower-case name and unfolded value, borrowed from the body where they
@@ -64,11 +68,22 @@ fn continue_value(v: &mut Cow<'_, str>, more: &str) {
 
 /// Unfolds field lines into (lower-case name, value) pairs, in order.
 pub fn fields(body: &str) -> Vec<Field<'_>> {
-    let mut out: Vec<Field<'_>> = Vec::new();
+    raw_fields(body)
+        .into_iter()
+        .map(|(name, value)| {
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(name.to_ascii_lowercase()) } else { Cow::Borrowed(name) };
+            (name, value)
+        })
+        .collect()
+}
+
+/// [`fields`] with the names as written (ASCII, any case); "" for a blank line.
+fn raw_fields(body: &str) -> Vec<(&str, Cow<'_, str>)> {
+    let mut out: Vec<(&str, Cow<'_, str>)> = Vec::new();
     for line in body.lines().take(10_000).map(str::trim_end) {
-        let line = if line.starts_with("  ") && field(line.trim_start()).is_ok_and(|(_, n)| is_dsn_field(n)) { line.trim_start() } else { line };
+        let line = if line.starts_with("  ") && field(line.trim_start()).is_some_and(|(n, _)| is_dsn_field(n)) { line.trim_start() } else { line };
         if line.trim().is_empty() {
-            out.push((Cow::Borrowed(""), Cow::Borrowed("")));
+            out.push(("", Cow::Borrowed("")));
             continue;
         }
         if line.starts_with(' ') || line.starts_with('\t') {
@@ -80,14 +95,11 @@ pub fn fields(body: &str) -> Vec<Field<'_>> {
             continue;
         }
         match field(line) {
-            Ok((value, name)) => {
-                let name = if name.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(name.to_ascii_lowercase()) } else { Cow::Borrowed(name) };
-                out.push((name, Cow::Borrowed(value.trim())));
-            }
-            Err(_) => {
+            Some((name, value)) => out.push((name, Cow::Borrowed(value.trim()))),
+            None => {
                 // An unindented continuation of a Diagnostic-Code (common damage).
                 if let Some((n, v)) = out.last_mut() {
-                    if n == "diagnostic-code" && v.len() < 8192 {
+                    if n.eq_ignore_ascii_case("diagnostic-code") && v.len() < 8192 {
                         continue_value(v, line.trim());
                     }
                 }
@@ -128,7 +140,7 @@ pub fn has_recipient_fields(text: &str) -> bool {
 pub fn fields_start(text: &str) -> usize {
     let mut at = 0;
     for line in text.split_inclusive('\n') {
-        if field(line.trim_start()).is_ok_and(|(_, n)| n.eq_ignore_ascii_case("reporting-mta") || is_dsn_field(n)) {
+        if field(line.trim_start()).is_some_and(|(n, _)| n.eq_ignore_ascii_case("reporting-mta") || is_dsn_field(n)) {
             return at;
         }
         at += line.len();
@@ -136,25 +148,64 @@ pub fn fields_start(text: &str) -> usize {
     text.len()
 }
 
+/// The fields [`parse`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Blank,
+    ReportingMta,
+    ArrivalDate,
+    FinalRecipient,
+    OriginalRecipient,
+    ActualRecipient,
+    Action,
+    Status,
+    RemoteMta,
+    DiagnosticCode,
+    Category,
+    LastAttemptDate,
+    Other,
+}
+
+/// The field a name (any case) stands for.
+fn name_of(n: &str) -> Name {
+    const NAMES: [(&str, Name); 11] = [
+        ("reporting-mta", Name::ReportingMta),
+        ("arrival-date", Name::ArrivalDate),
+        ("final-recipient", Name::FinalRecipient),
+        ("original-recipient", Name::OriginalRecipient),
+        ("x-actual-recipient", Name::ActualRecipient),
+        ("action", Name::Action),
+        ("status", Name::Status),
+        ("remote-mta", Name::RemoteMta),
+        ("diagnostic-code", Name::DiagnosticCode),
+        ("x-powermta-bouncecategory", Name::Category),
+        ("last-attempt-date", Name::LastAttemptDate),
+    ];
+    if n.is_empty() {
+        return Name::Blank;
+    }
+    NAMES.iter().find(|(k, _)| k.len() == n.len() && k.eq_ignore_ascii_case(n)).map_or(Name::Other, |(_, v)| *v)
+}
+
 /// Parses a delivery-status body.
 pub fn parse(body: &str) -> DeliveryStatus {
     let mut ds = DeliveryStatus::default();
     let mut cur: Option<RecipientReport> = None;
-    for (name, value) in fields(body) {
-        match name.as_ref() {
-            "" => {
+    for (name, value) in raw_fields(body) {
+        match name_of(name) {
+            Name::Blank => {
                 if let Some(r) = cur.take() {
                     push(&mut ds, r);
                 }
             }
-            "reporting-mta" => ds.reporting_mta = strip_type(&value).to_string(),
-            "arrival-date" => ds.arrival_date = value.into_owned(),
-            "final-recipient" | "original-recipient" | "x-actual-recipient" => {
+            Name::ReportingMta => ds.reporting_mta = strip_type(&value).to_string(),
+            Name::ArrivalDate => ds.arrival_date = value.into_owned(),
+            n @ (Name::FinalRecipient | Name::OriginalRecipient | Name::ActualRecipient) => {
                 let addr = text::clean_address(&value);
                 let r = cur.get_or_insert_with(RecipientReport::default);
-                let starts_new = match name.as_ref() {
-                    "final-recipient" => !r.final_recipient.is_empty(),
-                    "original-recipient" => !r.original_recipient.is_empty(),
+                let starts_new = match n {
+                    Name::FinalRecipient => !r.final_recipient.is_empty(),
+                    Name::OriginalRecipient => !r.original_recipient.is_empty(),
                     _ => false,
                 };
                 if starts_new {
@@ -163,9 +214,9 @@ pub fn parse(body: &str) -> DeliveryStatus {
                     }
                 }
                 let r = cur.get_or_insert_with(RecipientReport::default);
-                match name.as_ref() {
-                    "final-recipient" => r.final_recipient = addr,
-                    "original-recipient" => r.original_recipient = addr,
+                match n {
+                    Name::FinalRecipient => r.final_recipient = addr,
+                    Name::OriginalRecipient => r.original_recipient = addr,
                     _ => {
                         if r.final_recipient.is_empty() {
                             r.final_recipient = addr
@@ -173,19 +224,19 @@ pub fn parse(body: &str) -> DeliveryStatus {
                     }
                 }
             }
-            "action" => {
+            Name::Action => {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 r.action = value.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
             }
-            "status" => {
+            Name::Status => {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 r.status = text::enhanced_code(&value).unwrap_or("").to_string();
             }
-            "remote-mta" => {
+            Name::RemoteMta => {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 r.remote_mta = strip_type(&value).to_string();
             }
-            "diagnostic-code" => {
+            Name::DiagnosticCode => {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 let (t, v) = match value.split_once(';') {
                     Some((t, v)) if !t.contains(' ') || t.len() < 16 => (t.trim().to_ascii_lowercase(), v),
@@ -194,15 +245,15 @@ pub fn parse(body: &str) -> DeliveryStatus {
                 r.diagnostic_type = t;
                 r.diagnostic = text::collapse(v);
             }
-            "x-powermta-bouncecategory" => {
+            Name::Category => {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 r.category = value.trim().to_ascii_lowercase();
             }
-            "last-attempt-date" => {
+            Name::LastAttemptDate => {
                 let r = cur.get_or_insert_with(RecipientReport::default);
                 r.last_attempt_date = value.into_owned();
             }
-            _ => {}
+            Name::Other => {}
         }
     }
     if let Some(r) = cur.take() {

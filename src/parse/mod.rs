@@ -115,19 +115,24 @@ fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
             r.provenance.push(("recipient", "Final-Recipient"));
             let mut diag = std::mem::take(&mut rr.diagnostic);
             let mut source = "Diagnostic-Code";
-            if diag.is_empty() || text::status_in_text(&diag).is_none() && text::is_generic_status(&rr.status) {
-                // The text part often holds the remote reply for this recipient.
+            // The code the diagnostic states, found once (asked three times below).
+            let mut stated = text::status_in_text(&diag).is_some();
+            // The text part often holds the remote reply for this recipient; what it
+            // finds there only adds to a diagnostic when it holds an enhanced code, and
+            // a text without "d.d" anywhere cannot give one (its lines are only joined).
+            if (diag.is_empty() || !stated && text::is_generic_status(&rr.status)) && (diag.is_empty() || may_hold_status(&report.text)) {
                 let from_text = mta::generic::scan(report, exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
                     diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
                     source = "report text near the recipient";
+                    stated = text::status_in_text(&diag).is_some();
                 }
             }
-            r.status = text::better_status(&rr.status, &diag);
+            r.status = if stated { text::better_status(&rr.status, &diag) } else { rr.status.clone() };
             if !rr.status.is_empty() {
                 r.provenance.push(("status", if r.status == rr.status { "Status" } else { "more specific code in the diagnostic" }));
             }
-            if single && undefined_status(&rr.status) && text::status_in_text(&diag).is_none() {
+            if single && undefined_status(&rr.status) && !stated {
                 // The reporting MTA wrote an undefined Status (x.0.0, or x.5.0 "other
                 // protocol status") as the reply it quotes has no enhanced code; one the
                 // remote gave in the session transcript says more.
@@ -165,6 +170,20 @@ fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
         }
     }
     out
+}
+
+/// Whether a text may hold an enhanced status code: a class digit, a dot, one to three
+/// digits, a dot and a digit ("5.1.1") stand somewhere in it. Pieces of its lines,
+/// joined with spaces, hold no code when it holds none of these.
+fn may_hold_status(t: &str) -> bool {
+    let b = t.as_bytes();
+    memchr::memchr_iter(b'.', b).any(|i| {
+        if i == 0 || !matches!(b.get(i - 1), Some(b'2' | b'4' | b'5')) {
+            return false;
+        }
+        let digits = b.get(i + 1..).unwrap_or(&[]).iter().take(4).take_while(|c| c.is_ascii_digit()).count();
+        (1..=3).contains(&digits) && b.get(i + 1 + digits) == Some(&b'.') && b.get(i + 2 + digits).is_some_and(u8::is_ascii_digit)
+    })
 }
 
 /// A failure record with neither a status nor a reply code: the report names the
@@ -215,12 +234,20 @@ fn transcript_status(report: &str) -> Option<&str> {
         .find(|c| !c.ends_with(".0.0"))
 }
 
+/// Where `addr` first stands in `text`. An address holds an '@' and a text few: only
+/// where one stands is compared (no substring searcher is built for one search).
+fn find_address(text: &str, addr: &str) -> Option<usize> {
+    let (t, a) = (text.as_bytes(), addr.as_bytes());
+    let Some(k) = memchr::memchr(b'@', a) else { return memchr::memmem::find(t, a) };
+    memchr::memchr_iter(b'@', t).filter_map(|i| i.checked_sub(k)).find(|&s| t.get(s..s + a.len()) == Some(a))
+}
+
 /// The SMTP command stated in the report text just after a recipient's address.
 fn command_near(report: &str, recipient: &str) -> &'static str {
     if recipient.is_empty() {
         return "";
     }
-    let Some(pos) = memchr::memmem::find(report.as_bytes(), recipient.as_bytes()) else { return "" };
+    let Some(pos) = find_address(report, recipient) else { return "" };
     text::smtp_command(text::prefix(report.get(pos..).unwrap_or(""), 600))
 }
 

@@ -46,6 +46,11 @@ pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
 pub fn verp_candidates(ctx: &Context, original: &OriginalMessage) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |v: &str| {
+        // A candidate's local part holds '+' or '=', and an address is a piece of `v`:
+        // a value with neither is not searched for addresses.
+        if memchr::memchr2(b'+', b'=', v.as_bytes()).is_none() {
+            return;
+        }
         for f in text::addresses(v) {
             let local = f.addr.split('@').next().unwrap_or("");
             if (local.contains('+') || local.contains('=')) && !out.iter().any(|o| o.eq_ignore_ascii_case(f.addr)) && out.len() < 16 {
