@@ -40,7 +40,7 @@ impl BulkWrite {
     pub(super) fn committed(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         self.commits += 1;
         if self.commits == 1 {
-            self.checkpointer = checkpoint::start(&self.db);
+            self.checkpointer = checkpoint::start_bulk(&self.db);
             if self.checkpointer.is_none() {
                 // No second connection: the writer checkpoints as before.
                 conn.pragma_update(None, "wal_autocheckpoint", DEFAULT_AUTOCHECKPOINT_PAGES)?;

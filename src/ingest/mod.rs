@@ -32,7 +32,7 @@ use std::time::Instant;
 pub struct IngestOptions {
     /// Worker threads that hash, parse and compress.
     pub workers: usize,
-    /// Messages per transaction (a transaction also ends after half a second, so a
+    /// Messages per transaction (a transaction also ends after 200 ms, so a
     /// running `serve` never waits long for the database).
     pub batch_messages: usize,
     /// Bytes of messages per chunk handed to a worker (bounds memory with large messages).
@@ -46,7 +46,7 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
-        IngestOptions { workers, batch_messages: 5000, batch_bytes: 4 << 20, max_message_bytes: 64 << 20, keep_raw: true }
+        IngestOptions { workers, batch_messages: 2000, batch_bytes: 4 << 20, max_message_bytes: 64 << 20, keep_raw: true }
     }
 }
 

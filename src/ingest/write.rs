@@ -5,8 +5,7 @@
 use super::checkpointer::BulkWrite;
 use super::{DoneChunk, IngestError, IngestOptions, IngestSummary};
 use crate::store::correlate::correlate_with_keys;
-use crate::store::event::{insert_event, insert_message};
-use crate::store::query;
+use crate::store::event::PreparedInserts;
 use crate::verp::{Keys, VerpConfig};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
@@ -14,8 +13,10 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// The longest ingest holds the write lock: a `serve` sharing the database waits at
-/// most this long (plus one chunk) for its own commit.
-const MAX_TRANSACTION: Duration = Duration::from_millis(500);
+/// most this long (plus one chunk) for its own commit. Short too because the last
+/// transaction is copied from the WAL into the database file after everything else,
+/// on one thread (the checkpoint at close): 5,000 messages took ~65 ms there.
+const MAX_TRANSACTION: Duration = Duration::from_millis(200);
 
 /// Page cache of ingest's write connection (KiB): the index pages every insert touches
 /// (sha256, recipients, message ids) stay in memory instead of being read back.
@@ -56,7 +57,7 @@ struct Times {
 
 #[allow(clippy::too_many_arguments)]
 fn write_all(
-    conn: &mut Connection,
+    conn: &Connection,
     mut bulk: Option<&mut BulkWrite>,
     order: Receiver<Receiver<DoneChunk>>,
     inputs: &[super::Input],
@@ -80,15 +81,17 @@ fn write_all(
         times.waited += t.elapsed();
         chunk
     };
+    let mut inserts = PreparedInserts::new(conn)?;
     let mut pending = next(times)?;
     while pending.is_some() {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Unchecked: the prepared statements borrow the connection for the whole run.
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
         let began = Instant::now();
         let stored_before = summary.stored;
         let mut in_tx = 0usize;
         while let Some(chunk) = pending.take() {
             in_tx += chunk.items.len();
-            write_chunk(&tx, chunk, inputs, verp, keys, now, summary)?;
+            write_chunk(&tx, &mut inserts, chunk, inputs, verp, keys, now, summary)?;
             summary.elapsed_secs = start.elapsed().as_secs_f64();
             progress(summary);
             if in_tx >= opts.batch_messages || began.elapsed() >= MAX_TRANSACTION {
@@ -109,8 +112,10 @@ fn write_all(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_chunk(
     tx: &Transaction<'_>,
+    inserts: &mut PreparedInserts<'_>,
     chunk: DoneChunk,
     inputs: &[super::Input],
     verp: &VerpConfig,
@@ -123,20 +128,20 @@ fn write_chunk(
         // The worker saw the store before this run's earlier messages were written:
         // a message repeated within the run is caught here.
         let work = match item.work {
-            Some(w) if !query::message_exists(tx, &item.sha256)? => w,
+            Some(w) if !inserts.message_exists(&item.sha256)? => w,
             _ => {
                 summary.duplicates += 1;
                 continue;
             }
         };
-        let message_id = insert_message(tx, &work.message)?;
+        let message_id = inserts.insert_message(&work.message)?;
         let mut events = work.events;
         correlate_with_keys(tx, verp, keys, &work.parsed, &mut events, now)?;
         if events.is_empty() {
             summary.without_records += 1;
         }
         for e in &events {
-            insert_event(tx, Some(message_id), e)?;
+            inserts.insert_event(tx, Some(message_id), e)?;
             match summary.records_by_kind.get_mut(&e.kind) {
                 Some(n) => *n += 1,
                 None => {

@@ -231,11 +231,16 @@ const STRONG_HEADERS: &[&str] =
 
 fn header_name(line: &str) -> Option<&str> {
     // The name is the run of letters, digits and '-' at the start, and the first ':'
-    // must end it: prose lines are ruled out at their first space, without a search
-    // of the whole line for a colon.
+    // must end it.
     let b = line.as_bytes();
-    let len = b.iter().take(41).take_while(|c| c.is_ascii_alphanumeric() || **c == b'-').count();
-    if len == 0 || len > 40 || b.get(len) != Some(&b':') {
+    // Most lines of prose or blank lines are ruled out by their first byte.
+    if !b.first().is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    // The first ':' within 41 bytes, then the name before it (a long run of letters,
+    // a line of base64, is passed over by one search).
+    let len = memchr::memchr(b':', b.get(..41).unwrap_or(b))?;
+    if len == 0 || !b.get(..len)?.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-') {
         return None;
     }
     line.get(..len)
@@ -264,7 +269,8 @@ pub fn find_header_block(text: &str) -> Option<usize> {
     while let Some((line, next)) = line_at(text, at) {
         let known = header_name(line).filter(|n| one_of(n, ORIGINAL_HEADERS) || n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")));
         if known.is_none() {
-            if !line.trim().is_empty() {
+            // A line starting with a visible ASCII character is not blank (most are).
+            if line.as_bytes().first().is_some_and(u8::is_ascii_graphic) || !line.trim().is_empty() {
                 prev_nonblank = line;
             }
             at = next;
@@ -320,7 +326,38 @@ fn strip_tags(html: &str) -> String {
     if memchr::memchr(b'&', out.as_bytes()).is_none() {
         return out;
     }
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&").replace("&quot;", "\"")
+    decode_entities(&out)
+}
+
+/// Decodes `&lt;`, `&gt;`, `&nbsp;`, `&amp;` and `&quot;` in one pass, giving what
+/// replacing them one after the other in that order gives: an `&amp;` that makes a
+/// `&quot;` is decoded twice, one that makes any of the others is not.
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(rest.get(..at).unwrap_or(""));
+        let tail = rest.get(at..).unwrap_or("");
+        let (text, used) = if tail.starts_with("&lt;") {
+            ("<", 4)
+        } else if tail.starts_with("&gt;") {
+            (">", 4)
+        } else if tail.starts_with("&nbsp;") {
+            (" ", 6)
+        } else if tail.starts_with("&amp;quot;") {
+            ("\"", 10)
+        } else if tail.starts_with("&amp;") {
+            ("&", 5)
+        } else if tail.starts_with("&quot;") {
+            ("\"", 6)
+        } else {
+            ("&", 1)
+        };
+        out.push_str(text);
+        rest = tail.get(used..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -334,6 +371,14 @@ mod tests {
         assert!(c.text.contains("a@b.c"));
         assert!(!c.text.contains("Return-Path"));
         assert!(c.original.unwrap().starts_with("Return-Path"));
+    }
+
+    #[test]
+    fn entities_decode_as_the_chained_replacements() {
+        let chained = |s: &str| s.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&").replace("&quot;", "\"");
+        for s in ["a &lt;b@c.d&gt; x", "&amp;lt; &amp;quot; &amp;amp;quot; &amp;nbsp;", "&&lt;&;&quot&quot;", "&nbsp;&amp;gt;&", "tail &am"] {
+            assert_eq!(decode_entities(s), chained(s), "{s:?}");
+        }
     }
 
     #[test]

@@ -11,22 +11,47 @@ pub const MAX_DEPTH: usize = 8;
 /// Most MIME parts visited in one message.
 pub const MAX_PARTS: usize = 128;
 
-/// Header fields of one entity: lower-cased names, unfolded values, in order. All text
-/// lives in one buffer (one allocation per entity, not two per field).
+/// Header fields of one entity: lower-cased names, unfolded values, in order. The
+/// block is copied once (names lower-cased in place) and fields are ranges into it;
+/// folded values are unfolded into a second buffer. Two allocations for the text
+/// (one when nothing is folded), one for the index.
 #[derive(Debug, Default, Clone)]
 pub struct Headers {
+    /// The header block.
     buf: String,
-    /// (name start, name end = value start, value end) into `buf`.
-    fields: Vec<(u32, u32, u32)>,
+    /// Unfolded values of folded fields.
+    folded: String,
+    /// (name start, name end, value start, value end) into `buf`; a value range with
+    /// the top bit set is into `folded`.
+    fields: Vec<(u32, u32, u32, u32)>,
 }
 
+/// Bytes that may stand in a field name (printable ASCII but ':').
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 33;
+    while b < 127 {
+        t[b] = b != b':' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// Marks a value range that is into `Headers::folded`.
+const FOLDED: u32 = 1 << 31;
+
 impl Headers {
-    fn name(&self, f: &(u32, u32, u32)) -> &str {
+    fn name(&self, f: &(u32, u32, u32, u32)) -> &str {
         self.buf.get(f.0 as usize..f.1 as usize).unwrap_or("")
     }
 
-    fn value(&self, f: &(u32, u32, u32)) -> &str {
-        self.buf.get(f.1 as usize..f.2 as usize).unwrap_or("").trim()
+    fn value(&self, f: &(u32, u32, u32, u32)) -> &str {
+        let v = if f.2 & FOLDED != 0 {
+            self.folded.get((f.2 & !FOLDED) as usize..(f.3 & !FOLDED) as usize)
+        } else {
+            self.buf.get(f.2 as usize..f.3 as usize)
+        };
+        v.unwrap_or("")
     }
 
     /// The first value of field `name` (lower case), if present.
@@ -56,6 +81,11 @@ impl Headers {
     }
 }
 
+/// Finds "\n\n" (the end of a header block with LF line ends).
+static BLANK_LF: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
+/// Finds "\n\r\n" (the end of a header block with CRLF line ends).
+static BLANK_CRLF: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\r\n"));
+
 /// Splits an entity into its header block and body at the first empty line.
 pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
     // A message that starts with an empty line has no headers.
@@ -65,8 +95,17 @@ pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
     if raw.starts_with(b"\r\n") {
         return (&[], raw.get(2..).unwrap_or(&[]));
     }
+    // The first line end followed by an empty line (LF or CRLF). A part's few header
+    // lines are walked; past them the endings are searched in growing windows (a
+    // header block is short, the body may be long): the ending the first line uses,
+    // then the other one only before that.
     let mut pos = 0;
-    while let Some(n) = memchr::memchr(b'\n', raw.get(pos..).unwrap_or(&[])) {
+    let mut crlf = false;
+    for i in 0..4 {
+        let Some(n) = memchr::memchr(b'\n', raw.get(pos..).unwrap_or(&[])) else { return (raw, &[]) };
+        if i == 0 {
+            crlf = n > 0 && raw.get(n - 1) == Some(&b'\r');
+        }
         let next = pos + n + 1;
         let rest = raw.get(next..).unwrap_or(&[]);
         if rest.starts_with(b"\n") {
@@ -77,81 +116,134 @@ pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
         }
         pos = next;
     }
+    let (likely, other) = if crlf { ((&*BLANK_CRLF, 3), (&*BLANK_LF, 2)) } else { ((&*BLANK_LF, 2), (&*BLANK_CRLF, 3)) };
+    // The last line end walked starts the search: an ending may begin there.
+    let (mut from, mut window) = (pos - 1, 2048);
+    while from < raw.len() {
+        let to = raw.len().min(from.saturating_add(window));
+        let hay = raw.get(from..to).unwrap_or(&[]);
+        let first = match likely.0.find(hay) {
+            Some(n) => {
+                // An ending of the other kind starts before `n` or not at all.
+                let before = hay.get(..(n + other.1).min(hay.len())).unwrap_or(&[]);
+                Some(match other.0.find(before) {
+                    Some(m) if m < n => (m, other.1),
+                    _ => (n, likely.1),
+                })
+            }
+            None => other.0.find(hay).map(|m| (m, other.1)),
+        };
+        if let Some((n, len)) = first {
+            let at = from + n;
+            return (raw.get(..at + 1).unwrap_or(raw), raw.get(at + len..).unwrap_or(&[]));
+        }
+        if to == raw.len() {
+            break;
+        }
+        // The next window overlaps this one by two bytes: an ending across the cut is
+        // found whole.
+        from = to - 2;
+        window = window.saturating_mul(2);
+    }
     (raw, &[])
 }
 
 /// Parses a header block; lines that are not fields are skipped.
 pub fn parse_headers(block: &[u8]) -> Headers {
     let block = block.get(..block.len().min(256 * 1024)).unwrap_or(block);
-    let mut h = Headers { buf: String::with_capacity(block.len()), fields: Vec::with_capacity(32) };
-    // One UTF-8 validation for the whole block (the usual case): fields are then
-    // copied as they are; otherwise each is converted lossily on its own.
-    let text = std::str::from_utf8(block).ok();
-    let push = |buf: &mut String, part: &[u8]| {
-        // `part` is a sub-slice of `block` (or empty): the same range of `text`.
-        let from = (part.as_ptr() as usize).checked_sub(block.as_ptr() as usize);
-        match text.zip(from).and_then(|(t, from)| t.get(from..from.checked_add(part.len())?)) {
-            Some(s) => buf.push_str(s),
-            None => push_lossy(buf, part),
-        }
+    // One UTF-8 validation for the whole block (the usual case). Otherwise the block
+    // is converted lossily as a whole: the same text as converting each field on its
+    // own, as every cut below is at an ASCII byte (never inside a sequence).
+    let buf = match std::str::from_utf8(block) {
+        Ok(s) => String::from(s),
+        Err(_) => String::from_utf8_lossy(block).into_owned(),
     };
-    let mut pos = 0;
-    while pos <= block.len() {
-        let rest = block.get(pos..).unwrap_or(&[]);
-        let n = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let line = rest.get(..n).unwrap_or(&[]);
-        pos += n + 1;
+    let end = buf.len();
+    // About one field per 40 bytes: the index is allocated once.
+    let mut fields: Vec<(u32, u32, u32, u32)> = Vec::with_capacity((end / 40 + 4).min(MAX_FIELDS));
+    let mut folded = String::new();
+    let b = buf.as_bytes();
+    let mut next = 0;
+    // One search for line ends over the whole block; the last line may have none.
+    for le in memchr::memchr_iter(b'\n', b).chain(std::iter::once(end)) {
+        let ls = next;
+        next = le + 1;
+        let line = b.get(ls..le).unwrap_or(&[]);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(&first) = line.first() else { continue };
         if first == b' ' || first == b'\t' {
-            if let Some(last) = h.fields.last_mut() {
-                // The last field's value ends the buffer: extend it in place.
-                if (last.2 - last.1) < 16 * 1024 {
-                    h.buf.push(' ');
-                    push(&mut h.buf, trim_bytes(line));
-                    last.2 = h.buf.len() as u32;
+            let (s, e) = trim_range(line);
+            let Some(last) = fields.last_mut() else { continue };
+            // The value of the last field is unfolded at the end of `folded`.
+            let (vs, ve) = ((last.2 & !FOLDED) as usize, (last.3 & !FOLDED) as usize);
+            if ve - vs < 16 * 1024 {
+                if last.2 & FOLDED == 0 {
+                    if folded.capacity() == 0 {
+                        // Unfolded values hold little more than the rest of the block.
+                        folded.reserve(end - ls + 256);
+                    }
+                    let at = folded.len();
+                    folded.push_str(buf.get(vs..ve).unwrap_or(""));
+                    last.2 = at as u32 | FOLDED;
                 }
+                folded.push(' ');
+                folded.push_str(buf.get(ls + s..ls + e).unwrap_or(""));
+                last.3 = folded.len() as u32 | FOLDED;
             }
             continue;
         }
         // An mbox "From " line at the top is not a field.
-        if h.fields.is_empty() && line.starts_with(b"From ") {
+        if fields.is_empty() && line.starts_with(b"From ") {
             continue;
         }
         // The name runs to the first ':' and holds only printable ASCII (one pass: a
         // byte that may not stand in a name before any ':' rules the line out).
-        let Some(colon) = line.iter().position(|&b| b == b':' || b <= b' ' || b >= 127) else { continue };
+        let Some(colon) = line.iter().position(|&b| NAME_BYTE.get(usize::from(b)) != Some(&true)) else { continue };
         if line.get(colon) != Some(&b':') || colon == 0 {
             continue;
         }
-        let name = line.get(..colon).unwrap_or(&[]);
-        if h.fields.len() >= MAX_FIELDS {
+        if fields.len() >= MAX_FIELDS {
             break;
         }
-        let ns = h.buf.len() as u32;
-        // The name is ASCII (checked above).
-        push(&mut h.buf, name);
-        if let Some(n) = h.buf.get_mut(ns as usize..) {
-            n.make_ascii_lowercase();
+        let (s, e) = trim_range(line.get(colon + 1..).unwrap_or(&[]));
+        let vs = ls + colon + 1;
+        fields.push((ls as u32, (ls + colon) as u32, (vs + s) as u32, (vs + e) as u32));
+    }
+    let mut h = Headers { buf, folded, fields };
+    for f in &h.fields {
+        // Names are ASCII (checked above): lower-cased in place.
+        if let Some(name) = h.buf.get_mut(f.0 as usize..f.1 as usize) {
+            name.make_ascii_lowercase();
         }
-        let vs = h.buf.len() as u32;
-        push(&mut h.buf, trim_bytes(line.get(colon + 1..).unwrap_or(&[])));
-        h.fields.push((ns, vs, h.buf.len() as u32));
+    }
+    // Values are trimmed of ASCII white space already; what else `str::trim` takes
+    // (vertical tab, Unicode spaces) is taken once here, not on every read.
+    for f in &mut h.fields {
+        let buf = if f.2 & FOLDED != 0 { &h.folded } else { &h.buf };
+        let (vs, ve) = ((f.2 & !FOLDED) as usize, (f.3 & !FOLDED) as usize);
+        let v = buf.get(vs..ve).unwrap_or("");
+        // ASCII-trimmed: only a vertical tab or a non-ASCII byte at either end can be
+        // more white space.
+        let plain = |b: Option<&u8>| b.is_none_or(|&b| b < 0x80 && b != 0x0b);
+        if plain(v.as_bytes().first()) && plain(v.as_bytes().last()) {
+            continue;
+        }
+        let t = v.trim();
+        if t.len() != v.len() {
+            let s = vs + (t.as_ptr() as usize - v.as_ptr() as usize);
+            let flag = f.2 & FOLDED;
+            f.2 = s as u32 | flag;
+            f.3 = (s + t.len()) as u32 | flag;
+        }
     }
     h
 }
 
-fn trim_bytes(b: &[u8]) -> &[u8] {
+/// The range of `b` without leading and trailing ASCII whitespace.
+fn trim_range(b: &[u8]) -> (usize, usize) {
     let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |p| p + 1);
-    b.get(s..e.max(s)).unwrap_or(&[])
-}
-
-fn push_lossy(buf: &mut String, b: &[u8]) {
-    match std::str::from_utf8(b) {
-        Ok(s) => buf.push_str(s),
-        Err(_) => buf.push_str(&String::from_utf8_lossy(b)),
-    }
+    (s, e.max(s))
 }
 
 /// A Content-Type: lower-case "type/subtype" and its parameters, borrowed from the
@@ -223,27 +315,29 @@ fn split_params(value: &str) -> impl Iterator<Item = &str> + '_ {
     })
 }
 
+/// Finds "\n--", where every delimiter line after the first byte starts: built once
+/// (a finder for each boundary would cost more to build than the search).
+static LINE_DASHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n--"));
+
 /// Splits a multipart body into its parts' raw bytes (preamble and epilogue dropped).
 pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
-    let delim = format!("--{boundary}");
-    let delim = delim.as_bytes();
-    let finder = memchr::memmem::Finder::new(delim);
+    let boundary = boundary.as_bytes();
     let mut parts = Vec::new();
     let mut start: Option<usize> = None;
-    let mut pos = 0;
-    while let Some(n) = finder.find(body.get(pos..).unwrap_or(&[])) {
-        let at = pos + n;
-        pos = at + delim.len();
-        // The delimiter must begin a line and be the whole boundary (not a prefix of
-        // a longer one).
-        if at > 0 && body.get(at - 1) != Some(&b'\n') {
+    // Delimiters begin a line: the first byte, or just after a "\n" found with "--".
+    let mut at = if body.starts_with(b"--") { Some(0) } else { next_dashes(body, 0) };
+    while let Some(a) = at {
+        // "--" then the whole boundary (not a prefix of a longer one).
+        let mut pos = a + 2;
+        let matched = body.get(pos..).is_some_and(|r| r.starts_with(boundary))
+            && matches!(body.get(pos + boundary.len()), None | Some(b'-' | b'\r' | b'\n' | b' ' | b'\t'));
+        if !matched {
+            at = next_dashes(body, a + 1);
             continue;
         }
-        if !matches!(body.get(pos), None | Some(b'-' | b'\r' | b'\n' | b' ' | b'\t')) {
-            continue;
-        }
+        pos += boundary.len();
         if let Some(s) = start {
-            let mut end = at;
+            let mut end = a;
             if end > s && body.get(end - 1) == Some(&b'\n') {
                 end -= 1;
                 if end > s && body.get(end - 1) == Some(&b'\r') {
@@ -263,6 +357,8 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
             Some(nl) => {
                 pos += nl + 1;
                 start = Some(pos);
+                // The next line may itself be a delimiter: search from its "\n".
+                at = next_dashes(body, pos - 1);
             }
             None => return parts,
         }
@@ -274,6 +370,11 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
         }
     }
     parts
+}
+
+/// The start of the next line at or after `from + 1` that begins with "--".
+fn next_dashes(body: &[u8], from: usize) -> Option<usize> {
+    LINE_DASHES.find(body.get(from..)?).map(|n| from + n + 1)
 }
 
 /// Decodes a body according to its Content-Transfer-Encoding.
@@ -407,6 +508,53 @@ mod tests {
         let h = parse_headers(b"Subject: a\r\n b\r\nX-Y: 1\r\n");
         assert_eq!(h.get("subject"), Some("a b"));
         assert_eq!(h.get("x-y"), Some("1"));
+    }
+
+    #[test]
+    fn headers_folded_lossy_and_trimmed() {
+        let h = parse_headers(b"From x\nA: 1\n\t 2 \n  3\nB:\x0b v \xff\nc: \xe3\x80\x80w\nno colon\n x\n");
+        assert_eq!(h.get("a"), Some("1 2 3"));
+        assert_eq!(h.get("b"), Some("v \u{fffd}"));
+        assert_eq!(h.get("c"), Some("w x"), "Unicode space trimmed; a continuation joins the last field");
+        assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    /// The first empty line, found line by line (what the windowed search must give).
+    fn split_slowly(raw: &[u8]) -> (&[u8], &[u8]) {
+        for i in 0..raw.len() {
+            if i == 0 || raw[i - 1] == b'\n' {
+                for end in [&b"\n"[..], b"\r\n"] {
+                    if raw[i..].starts_with(end) {
+                        return (&raw[..i], &raw[i + end.len()..]);
+                    }
+                }
+            }
+        }
+        (raw, &[])
+    }
+
+    #[test]
+    fn header_block_ends_at_the_first_empty_line() {
+        let field = |n: usize, crlf: bool| format!("X-F{n}: {}{}", "v".repeat(n % 70), if crlf { "\r\n" } else { "\n" });
+        for lines in [0, 1, 3, 4, 5, 40, 300, 2000] {
+            for (crlf, blank) in [(false, "\n"), (true, "\r\n"), (true, "\n"), (false, "\r\n")] {
+                let mut m: String = (0..lines).map(|n| field(n, crlf)).collect();
+                m.push_str(blank);
+                m.push_str("body\n\nmore\r\n\r\n");
+                assert_eq!(split_header_body(m.as_bytes()), split_slowly(m.as_bytes()), "{lines} {crlf} {blank:?}");
+                let cut = &m.as_bytes()[..m.len() / 2];
+                assert_eq!(split_header_body(cut), split_slowly(cut));
+            }
+        }
+        assert_eq!(split_header_body(b"a: 1\r"), (&b"a: 1\r"[..], &b""[..]));
+    }
+
+    #[test]
+    fn multipart_delimiters_begin_lines() {
+        let body = b"--b\nA: 1\n\none\n--b\n--b\nx --b\n--bb\n--b--\n";
+        assert_eq!(split_multipart(body, "b"), vec![&b"A: 1\n\none"[..], &b""[..], &b"x --b\n--bb"[..]]);
+        assert_eq!(split_multipart(b"--b\r\n\r\nlast", "b"), vec![&b"\r\nlast"[..]]);
+        assert!(split_multipart(b"no delimiter", "b").is_empty());
     }
 
     #[test]

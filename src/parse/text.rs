@@ -29,8 +29,43 @@ fn is_local_char(b: u8) -> bool {
     LOCAL_CHARS[usize::from(b)]
 }
 
+/// Bytes of a domain: ASCII letters, digits, '.', '-', '_'.
+static DOMAIN_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
+
 fn is_domain_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'
+    DOMAIN_CHARS[usize::from(b)]
+}
+
+/// Whether a domain (of domain bytes only) has a dot, no empty label before its last
+/// one, and a letter in its last label (not an IP literal tail or a version number).
+fn plausible_domain(d: &[u8]) -> bool {
+    if d.first() == Some(&b'.') {
+        return false;
+    }
+    let (mut dot, mut prev_dot, mut alpha) = (false, false, false);
+    for &c in d {
+        if c == b'.' {
+            if prev_dot {
+                return false;
+            }
+            dot = true;
+            prev_dot = true;
+            alpha = false;
+        } else {
+            prev_dot = false;
+            alpha |= c.is_ascii_alphabetic();
+        }
+    }
+    dot && alpha
 }
 
 /// An address found in text, with its byte range.
@@ -84,13 +119,8 @@ fn next_address<'a>(s: &'a str, from: &mut usize) -> Option<Found<'a>> {
         while end > at + 1 && matches!(b.get(end - 1), Some(b'.') | Some(b'-')) {
             end -= 1;
         }
-        let domain = s.get(at + 1..end).unwrap_or("");
         // (A byte loop: domains are short, and a substring searcher costs more to set up.)
-        if start == at || !domain.contains('.') || domain.starts_with('.') || domain.as_bytes().windows(2).any(|w| w == b"..") {
-            continue;
-        }
-        // The TLD must hold a letter (not an IP literal tail or a version number).
-        if !domain.rsplit('.').next().is_some_and(|t| t.bytes().any(|c| c.is_ascii_alphabetic())) {
+        if start == at || !plausible_domain(b.get(at + 1..end).unwrap_or(&[])) {
             continue;
         }
         if let Some(addr) = s.get(start..end) {
@@ -164,19 +194,31 @@ pub fn collapse(s: &str) -> String {
     out
 }
 
-/// [`collapse`] for ASCII text, byte by byte; white space is what `char::is_whitespace`
-/// says for ASCII (which, unlike `u8::is_ascii_whitespace`, includes vertical tab).
+/// [`collapse`] for ASCII text; white space is what `char::is_whitespace` says for
+/// ASCII (which, unlike `u8::is_ascii_whitespace`, includes vertical tab). Stretches
+/// of words separated by single spaces are copied whole.
 fn collapse_ascii(s: &str) -> String {
-    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let mut out = Vec::with_capacity(s.len());
-    for word in s.as_bytes().split(ws).filter(|w| !w.is_empty()) {
-        if !out.is_empty() {
-            out.push(b' ');
+    let b = s.as_bytes();
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let mut out = String::with_capacity(s.len());
+    let mut i = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    while i < b.len() {
+        let mut j = i;
+        loop {
+            match b.get(j) {
+                Some(c) if !ws(c) => j += 1,
+                Some(b' ') if b.get(j + 1).is_some_and(|n| !ws(n)) => j += 1,
+                _ => break,
+            }
         }
-        out.extend_from_slice(word);
+        out.push_str(s.get(i..j).unwrap_or(""));
+        let next = b.get(j..).and_then(|r| r.iter().position(|c| !ws(c))).map_or(b.len(), |k| j + k);
+        if next < b.len() {
+            out.push(' ');
+        }
+        i = next;
     }
-    // Only ASCII bytes were copied.
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 /// Removes the reply code (and enhanced code) that a multi-line SMTP reply repeats on
@@ -401,31 +443,62 @@ struct CommandWordings {
     lower: regex_automata::meta::Regex,
 }
 
-static COMMAND: LazyLock<Option<CommandWordings>> = LazyLock::new(|| {
-    let ascii_wb = |p: &str| p.replace("\\b", "(?-u:\\b)");
-    let ci: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?i){}", ascii_wb(p))).collect();
-    let lower: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| ascii_wb(p)).collect();
-    let joined = format!("(?i){}", COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?:{})", ascii_wb(p))).collect::<Vec<_>>().join("|"));
-    Some(CommandWordings {
-        ci: regex_automata::meta::Regex::new_many(&ci).ok()?,
-        gate: super::gate::Gate::new(&joined, true),
-        lower: regex_automata::meta::Regex::new_many(&lower).ok()?,
-    })
-});
+impl CommandWordings {
+    /// The wordings, each pattern passed through `shape` first.
+    fn build(shape: impl Fn(&str) -> String) -> Option<CommandWordings> {
+        let ascii_wb = |p: &str| shape(p).replace("\\b", "(?-u:\\b)");
+        let ci: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?i){}", ascii_wb(p))).collect();
+        let lower: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| ascii_wb(p)).collect();
+        let joined = format!("(?i){}", COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?:{})", ascii_wb(p))).collect::<Vec<_>>().join("|"));
+        Some(CommandWordings {
+            ci: regex_automata::meta::Regex::new_many(&ci).ok()?,
+            gate: super::gate::Gate::new(&joined, true),
+            lower: lower_ascii_many(&lower)?,
+        })
+    }
+
+    /// The command the leftmost wording found in `s` names.
+    fn find(&self, s: &str) -> &'static str {
+        let pattern = if s.is_ascii() {
+            // The gate's words (rcpt, data, greeting ...) say "no" more often than the
+            // regex's own prefixes ("for", "after") on long texts.
+            super::gate::with_lower(s.as_bytes(), |l| if self.gate.may_match_lower(l, true) { self.lower.find(l).map(|m| m.pattern()) } else { None })
+        } else if self.gate.may_match(s.as_bytes()) {
+            self.ci.find(s).map(|m| m.pattern())
+        } else {
+            None
+        };
+        pattern.and_then(|p| COMMAND_WORDINGS.get(p.as_usize())).map_or("", |(cmd, _)| cmd)
+    }
+}
+
+/// Patterns for lower-cased ASCII text, compiled without Unicode classes: on ASCII
+/// text `\s` and `\d` mean what they mean with Unicode, and the automaton the lazy
+/// DFA builds from them is a fraction of the size (its cache no longer fills and
+/// clears while it runs).
+fn lower_ascii_many(patterns: &[String]) -> Option<regex_automata::meta::Regex> {
+    regex_automata::meta::Regex::builder()
+        .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false))
+        .build_many(patterns)
+        .ok()
+}
+
+static COMMAND: LazyLock<Option<CommandWordings>> = LazyLock::new(|| CommandWordings::build(str::to_string));
+
+/// The wordings with each space widened to `\s+`: over raw text they match where the
+/// wordings match the text's [`collapse`] (every wording starts and ends with a
+/// non-space and has no class or `.` a space could fall in), so the collapsed copy
+/// need not be built.
+static COMMAND_SPACED: LazyLock<Option<CommandWordings>> = LazyLock::new(|| CommandWordings::build(|p| p.replace(' ', r"\s+")));
 
 /// The SMTP command a reply text says it answered, if stated.
 pub fn smtp_command(s: &str) -> &'static str {
-    let Some(c) = COMMAND.as_ref() else { return "" };
-    let pattern = if s.is_ascii() {
-        // The gate's words (rcpt, data, greeting ...) say "no" more often than the
-        // regex's own prefixes ("for", "after") on long texts.
-        super::gate::with_lower(s.as_bytes(), |l| if c.gate.may_match_lower(l, true) { c.lower.find(l).map(|m| m.pattern()) } else { None })
-    } else if c.gate.may_match(s.as_bytes()) {
-        c.ci.find(s).map(|m| m.pattern())
-    } else {
-        None
-    };
-    pattern.and_then(|p| COMMAND_WORDINGS.get(p.as_usize())).map_or("", |(cmd, _)| cmd)
+    COMMAND.as_ref().map_or("", |c| c.find(s))
+}
+
+/// [`smtp_command`] of [`collapse`]`(s)`.
+pub fn smtp_command_collapsed(s: &str) -> &'static str {
+    COMMAND_SPACED.as_ref().map_or("", |c| c.find(s))
 }
 
 /// Whether `s` contains `needle`, ignoring ASCII case.
@@ -445,18 +518,29 @@ pub fn contains_ci(s: &str, needle: &str) -> bool {
 
 /// How common a byte is in mail text (lower is rarer), for [`contains_ci`].
 fn byte_rank(b: u8) -> u8 {
-    match b.to_ascii_lowercase() {
-        b' ' => 255,
-        b'e' => 250,
-        b't' | b'a' | b'o' => 240,
-        b'i' | b'n' | b's' | b'r' => 230,
-        b'h' | b'l' | b'd' | b'c' | b'u' | b'm' => 200,
-        b'f' | b'p' | b'g' | b'w' | b'y' | b'b' | b'.' | b'-' => 150,
-        b'v' | b'k' | b'0'..=b'9' | b':' | b',' => 100,
-        b'x' | b'j' | b'q' | b'z' => 50,
-        _ => 80,
-    }
+    BYTE_RANK[usize::from(b)]
 }
+
+/// [`byte_rank`] of every byte (a table: it is asked for every byte of every needle).
+static BYTE_RANK: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match (i as u8).to_ascii_lowercase() {
+            b' ' => 255,
+            b'e' => 250,
+            b't' | b'a' | b'o' => 240,
+            b'i' | b'n' | b's' | b'r' => 230,
+            b'h' | b'l' | b'd' | b'c' | b'u' | b'm' => 200,
+            b'f' | b'p' | b'g' | b'w' | b'y' | b'b' | b'.' | b'-' => 150,
+            b'v' | b'k' | b'0'..=b'9' | b':' | b',' => 100,
+            b'x' | b'j' | b'q' | b'z' => 50,
+            _ => 80,
+        };
+        i += 1;
+    }
+    t
+};
 
 /// Whether an address is a mail system's own (mailer-daemon, postmaster).
 pub fn is_system_address(a: &str) -> bool {
@@ -473,6 +557,13 @@ mod tests {
         let f = find_addresses("to <kijitora@example.jp>: and x@y.com. end 1.2@3.4");
         let a: Vec<_> = f.iter().map(|f| f.addr).collect();
         assert_eq!(a, vec!["kijitora@example.jp", "x@y.com"]);
+    }
+
+    #[test]
+    fn collapse_joins_words_with_one_space() {
+        for t in ["", "  ", "a", " a  b\tc\n\nd \x0b e\r\n", "one two three", "x \ny", "trailing ", "\u{3000}wide\u{a0}space  x"] {
+            assert_eq!(collapse(t), t.split_whitespace().collect::<Vec<_>>().join(" "), "{t:?}");
+        }
     }
 
     #[test]
@@ -511,5 +602,19 @@ mod tests {
         // A transcript line naming an address that starts like a command is no command.
         assert_eq!(smtp_command(">>> mailadmin@example.org <mailadmin@example.org>"), "");
         assert_eq!(clean_address("rfc822; <A@b.c>"), "A@b.c");
+        assert!(COMMAND_SPACED.is_some(), "the widened wordings compile");
+        for t in [
+            "after  RCPT\n TO:<a@b.c>",
+            "in reply to\tthe\nrcpt to\n   command",
+            "x\n\nafter end of\ndata: 550",
+            "did not like our\r\nfinal  DATA",
+            "connection\u{3000}refused by greeting",
+            "after sending\nthe  message",
+            "  >>> MAIL From:<a@b.c>\n<<< 550 no",
+            "host said: 550 5.1.1 no such user",
+            "RCPT TO:\n<a@b.c>\n[rcpt_to] after connect",
+        ] {
+            assert_eq!(smtp_command_collapsed(t), smtp_command(&collapse(t)), "{t:?}");
+        }
     }
 }

@@ -49,6 +49,25 @@ pub(crate) struct Checkpointer {
 /// Starts the checkpointer on a second connection to the writer's database (None when
 /// it cannot be opened: SQLite's automatic checkpoints then stay on).
 pub(crate) fn start(db: &Path) -> Option<(Checkpointer, std::thread::JoinHandle<()>)> {
+    start_every(db, EVERY, REWIND_FRAMES)
+}
+
+/// How often the checkpointer of a bulk writer (ingest) looks for commits. Its
+/// transactions are large and far apart: each is copied as soon as it is committed,
+/// while the writer builds the next, so that little is left for the writer to copy
+/// itself (a rewind, the checkpoint when the database is closed at the end).
+const BULK_EVERY: Duration = Duration::from_millis(20);
+/// WAL frames past which a bulk writer rewinds the WAL (~64 MiB). A rewind makes the
+/// writer copy its last transaction itself, since only a WAL copied to its end starts
+/// over; with 16 MiB that stall came every few thousand messages.
+const BULK_REWIND_FRAMES: i64 = 16_384;
+
+/// [`start`] for a bulk writer: checkpoints right after each commit, rewinds less often.
+pub(crate) fn start_bulk(db: &Path) -> Option<(Checkpointer, std::thread::JoinHandle<()>)> {
+    start_every(db, BULK_EVERY, BULK_REWIND_FRAMES)
+}
+
+fn start_every(db: &Path, every: Duration, rewind_frames: i64) -> Option<(Checkpointer, std::thread::JoinHandle<()>)> {
     let conn = match rusqlite::Connection::open(db).map_err(super::StoreError::from).and_then(|c| {
         super::configure(&c)?;
         Ok(c)
@@ -64,7 +83,7 @@ pub(crate) fn start(db: &Path) -> Option<(Checkpointer, std::thread::JoinHandle<
     let shared = state.clone();
     let handle = std::thread::Builder::new()
         .name("rebound-checkpoint".into())
-        .spawn(move || run(conn, shared, rx))
+        .spawn(move || run(conn, shared, rx, every, rewind_frames))
         .map_err(|e| tracing::warn!(error = %e, "checkpoint thread not started"))
         .ok()?;
     Some((Checkpointer { state, _stop: stop }, handle))
@@ -91,10 +110,10 @@ fn rewind(conn: &Connection) {
     }
 }
 
-fn run(conn: rusqlite::Connection, state: Arc<CheckpointState>, stop: Receiver<()>) {
+fn run(conn: rusqlite::Connection, state: Arc<CheckpointState>, stop: Receiver<()>, every: Duration, rewind_frames: i64) {
     let mut seen = 0;
     loop {
-        match stop.recv_timeout(EVERY) {
+        match stop.recv_timeout(every) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -104,7 +123,7 @@ fn run(conn: rusqlite::Connection, state: Arc<CheckpointState>, stop: Receiver<(
         }
         seen = commits;
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
-            Ok((log, _copied)) if log > REWIND_FRAMES => state.rewind.store(true, Ordering::Relaxed),
+            Ok((log, _copied)) if log > rewind_frames => state.rewind.store(true, Ordering::Relaxed),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
         }

@@ -6,6 +6,24 @@ use super::event::NewEvent;
 use super::StoreError;
 use rusqlite::{params, Transaction};
 
+// The duplicate check's SQL, spelled out per key column and side (no string is built
+// per event).
+macro_rules! by_queue_id {
+    () => {
+        "SELECT id FROM events WHERE queue_id = ?1 AND queue_id <> '' AND recipient = ?2 COLLATE NOCASE AND "
+    };
+}
+macro_rules! by_original {
+    () => {
+        "SELECT id FROM events WHERE original_message_id = ?1 AND original_message_id <> '' AND recipient = ?2 COLLATE NOCASE AND "
+    };
+}
+macro_rules! rest {
+    () => {
+        " AND id <> ?3 AND kind = ?4 AND duplicate_of IS NULL"
+    };
+}
+
 /// Marks event `id` as a duplicate of an earlier event from the other side (log vs
 /// message) about the same message (queue id or original Message-ID), recipient and
 /// kind; true if it is one.
@@ -23,17 +41,18 @@ pub fn is_duplicate(tx: &Transaction<'_>, id: i64, e: &NewEvent) -> Result<bool,
         // event from the other side, not itself a duplicate, counts as the first witness.
         // The source test is written so the (key, recipient, source) index answers it:
         // a stream of DSNs for one original must not rescan all its earlier events.
-        let sources = if is_log { "source IN ('lmtp', 'milter', 'ingest')" } else { "source = 'log'" };
         // The earliest is taken here rather than with ORDER BY id LIMIT 1: with that
         // clause SQLite marks the statement to be re-planned whenever a parameter is
         // rebound, and the statement cache rebinds on every use, so each call re-parsed
         // the SQL (a tenth of ingest's CPU). Matches are few (retries of one message).
         // `{column} <> ''` lets SQLite use the partial index (schema 006).
-        let sql = format!(
-            "SELECT id FROM events WHERE {column} = ?1 AND {column} <> '' AND recipient = ?2 COLLATE NOCASE AND {sources}
-               AND id <> ?3 AND kind = ?4 AND duplicate_of IS NULL"
-        );
-        let mut stmt = tx.prepare_cached(&sql)?;
+        let sql = match (column, is_log) {
+            ("queue_id", true) => concat!(by_queue_id!(), "source IN ('lmtp', 'milter', 'ingest')", rest!()),
+            ("queue_id", false) => concat!(by_queue_id!(), "source = 'log'", rest!()),
+            (_, true) => concat!(by_original!(), "source IN ('lmtp', 'milter', 'ingest')", rest!()),
+            (_, false) => concat!(by_original!(), "source = 'log'", rest!()),
+        };
+        let mut stmt = tx.prepare_cached(sql)?;
         let mut rows = stmt.query(params![key, e.recipient, id, e.kind])?;
         while let Some(r) = rows.next()? {
             let found: i64 = r.get(0)?;

@@ -3,7 +3,7 @@
 
 use super::raw::StoredRaw;
 use super::StoreError;
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection, Statement, Transaction};
 
 /// A received message, as stored in `messages`.
 #[derive(Debug, Clone, Default)]
@@ -102,15 +102,23 @@ pub fn domain_of(address: &str) -> String {
     address.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase()).unwrap_or_default()
 }
 
+const INSERT_MESSAGE: &str = "INSERT INTO messages (received_at, source, envelope_sender, envelope_recipients, size_bytes, sha256, kind,
+    raw, raw_encoding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+const INSERT_EVENT: &str = "INSERT INTO events (occurred_at, source, message_id, envelope_recipient, recipient, domain, kind, action,
+    status, reply_code, diagnostic, remote_mta, reporting_mta, smtp_command, feedback_type, return_date,
+    original_message_id, reason, class, fault, hard, rule, send_id, verp, verified, queue_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,
+    ?25, ?26)";
+
 /// Inserts a message row; returns its id.
 pub fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> Result<i64, StoreError> {
+    run_insert_message(&mut *tx.prepare_cached(INSERT_MESSAGE)?, m)
+}
+
+fn run_insert_message(stmt: &mut Statement<'_>, m: &NewMessage) -> Result<i64, StoreError> {
     let rcpts = serde_json::to_string(&m.envelope_recipients).unwrap_or_else(|_| "[]".into());
-    tx.prepare_cached(
-        "INSERT INTO messages (received_at, source, envelope_sender, envelope_recipients, size_bytes, sha256, kind, raw,
-            raw_encoding)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
+    Ok(stmt.insert(params![
         m.received_at,
         m.source,
         m.envelope_sender,
@@ -121,21 +129,19 @@ pub fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> Result<i64, Store
         m.raw.as_ref().map(|r| &r.bytes),
         // The column's default names the encoding of a row without raw bytes.
         m.raw.as_ref().map_or("deflate", |r| r.encoding.as_str())
-    ])?;
-    Ok(tx.last_insert_rowid())
+    ])?)
 }
 
 /// Inserts an event row (and applies its consequences through [`super::hooks`]);
 /// returns its id.
 pub fn insert_event(tx: &Transaction<'_>, message_id: Option<i64>, e: &NewEvent) -> Result<i64, StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO events (occurred_at, source, message_id, envelope_recipient, recipient, domain, kind, action,
-            status, reply_code, diagnostic, remote_mta, reporting_mta, smtp_command, feedback_type, return_date,
-            original_message_id, reason, class, fault, hard, rule, send_id, verp, verified, queue_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-            ?22, ?23, ?24, ?25, ?26)",
-    )?
-    .execute(params![
+    let id = run_insert_event(&mut *tx.prepare_cached(INSERT_EVENT)?, message_id, e)?;
+    super::hooks::after_event(tx, id, e)?;
+    Ok(id)
+}
+
+fn run_insert_event(stmt: &mut Statement<'_>, message_id: Option<i64>, e: &NewEvent) -> Result<i64, StoreError> {
+    Ok(stmt.insert(params![
         e.occurred_at,
         e.source,
         message_id,
@@ -162,8 +168,45 @@ pub fn insert_event(tx: &Transaction<'_>, message_id: Option<i64>, e: &NewEvent)
         e.verp,
         e.verified,
         e.queue_id,
-    ])?;
-    let id = tx.last_insert_rowid();
-    super::hooks::after_event(tx, id, e)?;
-    Ok(id)
+    ])?)
+}
+
+/// The inserts of a bulk writer (ingest), prepared once for a whole run: through the
+/// connection's statement cache every row hashed the SQL text to find its statement and
+/// cleared its bindings to hand it back, about a tenth of the writer thread's CPU.
+/// Same rows and consequences as [`insert_message`], [`insert_event`] and
+/// [`super::query::message_exists`].
+pub struct PreparedInserts<'c> {
+    message: Statement<'c>,
+    event: Statement<'c>,
+    exists: Statement<'c>,
+}
+
+impl<'c> PreparedInserts<'c> {
+    /// Prepares the statements on `conn`; they run in whatever transaction is open on it.
+    pub fn new(conn: &'c Connection) -> Result<Self, StoreError> {
+        Ok(PreparedInserts {
+            message: conn.prepare(INSERT_MESSAGE)?,
+            event: conn.prepare(INSERT_EVENT)?,
+            exists: conn.prepare(super::query::MESSAGE_EXISTS)?,
+        })
+    }
+
+    /// Whether a message with this SHA-256 (hex) is stored.
+    pub fn message_exists(&mut self, sha256: &str) -> Result<bool, StoreError> {
+        Ok(self.exists.exists(params![sha256])?)
+    }
+
+    /// [`insert_message`] with the prepared statement.
+    pub fn insert_message(&mut self, m: &NewMessage) -> Result<i64, StoreError> {
+        run_insert_message(&mut self.message, m)
+    }
+
+    /// [`insert_event`] with the prepared statement (`tx` is the transaction open on
+    /// the same connection, for the event's consequences).
+    pub fn insert_event(&mut self, tx: &Transaction<'_>, message_id: Option<i64>, e: &NewEvent) -> Result<i64, StoreError> {
+        let id = run_insert_event(&mut self.event, message_id, e)?;
+        super::hooks::after_event(tx, id, e)?;
+        Ok(id)
+    }
 }

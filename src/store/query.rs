@@ -170,10 +170,12 @@ pub fn message_by_id(conn: &Connection, id: i64) -> Result<Option<StoredMessage>
         .optional()?)
 }
 
+pub(crate) const MESSAGE_EXISTS: &str = "SELECT 1 FROM messages WHERE sha256 = ?1 LIMIT 1";
+
 /// Whether a message with this SHA-256 (hex) is stored.
 pub fn message_exists(conn: &Connection, sha256: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM messages WHERE sha256 = ?1 LIMIT 1")?
+        .prepare_cached(MESSAGE_EXISTS)?
         .query_row(params![sha256], |_| Ok(()))
         .optional()?
         .is_some())

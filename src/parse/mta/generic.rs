@@ -8,10 +8,9 @@ use crate::parse::context::Context;
 use crate::parse::record::{Kind, Record};
 use crate::parse::text::{self, Found};
 use crate::parse::gate::{Folded, Gated};
+use super::lines::ReportLines;
 use std::sync::LazyLock;
 
-/// Most lines of report text read.
-const MAX_LINES: usize = 2000;
 /// Most lines of error text taken after a recipient line.
 const MAX_DIAG_LINES: usize = 12;
 
@@ -33,22 +32,27 @@ static LABELLED: LazyLock<Gated> = LazyLock::new(|| {
 /// A transcript line that starts with a reply code: "550 <addr>... User unknown".
 static REPLY_LED: LazyLock<Gated> = LazyLock::new(|| crate::parse::text::gated(r"^\s*(?:<<<\s*)?[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?<$").expect("regex")); // ok: constant pattern, compiled by the unit tests
 
-/// Report text markers after which no recipient is listed (the original follows).
-static END_MARKERS: LazyLock<Folded> = LazyLock::new(|| {
-    crate::parse::text::folded(
-        r"(?im)^\s*(?:-{2,}|={3,}|_{3,})?\s*(?:below this line is a copy|this is a copy of|original message|the original message|message headers follow|headers? of the (?:original|returned)|returned mail follows|a copy of the original|undelivered message|original message headers|unsent message|returned message)",
-    )
-    .expect("regex") // ok: constant pattern, compiled by the unit tests
-});
+/// Phrases saying delivery is still being retried (lower case; matched ignoring case).
+const DELAY_PATTERN: &str = r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)";
 
-static DELAY: LazyLock<Folded> = LazyLock::new(|| {
-    crate::parse::text::folded(r"(?i)\b(?:will (?:continue|keep) (?:trying|to try)|still (?:trying|be retried)|has not yet been delivered|not been delivered yet|delivery is delayed|delivery (?:has been )?delayed|could not send message for past|delayed mail|will retry|will be retried|warning: message .* delayed|will keep trying|still undelivered|this is a warning message only)").expect("regex") // ok: constant pattern, compiled by the unit tests
-});
+/// Phrases saying the MTA gave up after retrying for its queue lifetime (lower case).
+const EXPIRED_PATTERN: &str = r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+";
+
+static DELAY: LazyLock<Folded> = LazyLock::new(|| crate::parse::text::folded(DELAY_PATTERN).expect("regex")); // ok: constant pattern, compiled by the unit tests
 
 /// Phrases saying the MTA gave up after retrying for its queue lifetime.
-pub static EXPIRED: LazyLock<Folded> = LazyLock::new(|| {
-    crate::parse::text::folded(r"(?i)retry time not reached for any host|retry timeout exceeded|message (?:has )?timed out|delivery time expired|been in the queue too long|too long in the queue|could not be delivered (?:with|for|in) (?:the last )?\d+ (?:days|hours)|could not deliver for the last \d+|all hosts have been failing for a long time|still undelivered after \d+|undeliverable for \d+|delivery failed \d+ attempts|envelope expired|message expired|expired after|queue expired|time limit exceeded|delivery attempts? (?:has |have )?(?:failed|expired) for \d+").expect("regex") // ok: constant pattern, compiled by the unit tests
-});
+pub static EXPIRED: LazyLock<Folded> = LazyLock::new(|| crate::parse::text::folded(EXPIRED_PATTERN).expect("regex")); // ok: constant pattern, compiled by the unit tests
+
+/// [`DELAY_PATTERN`] and [`EXPIRED_PATTERN`] without their `i` flag, for text already
+/// lower-cased (ASCII): the same matches, as `gate::Folded` reasons.
+static DELAY_LOWER: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| lower_regex(DELAY_PATTERN));
+static EXPIRED_LOWER: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| lower_regex(EXPIRED_PATTERN));
+
+/// Compiled without Unicode classes: it only runs over ASCII text, where `\s`, `\d`
+/// and `.` mean the same, and the lazy DFA has a far smaller automaton to build from.
+fn lower_regex(pattern: &str) -> Option<regex::bytes::Regex> {
+    regex::bytes::RegexBuilder::new(&pattern.strip_prefix("(?i)")?.replace("\\b", "(?-u:\\b)")).unicode(false).build().ok()
+}
 
 /// A recipient found in the text, and where.
 struct Hit {
@@ -256,31 +260,6 @@ fn reply_line_above(lines: &[&str], at: usize, prev: Option<usize>) -> Option<St
     })
 }
 
-/// The lines of the report text (bounded) and, per line, whether it is an end marker.
-fn lines_and_markers(t: &str) -> (Vec<&str>, Vec<bool>) {
-    let mut lines = Vec::new();
-    let mut starts = Vec::new();
-    let mut off = 0;
-    for l in t.split('\n').take(MAX_LINES) {
-        starts.push(off);
-        off += l.len() + 1;
-        lines.push(l.strip_suffix('\r').unwrap_or(l));
-    }
-    let mut markers = vec![false; lines.len()];
-    let scope = text::prefix(t, off.min(t.len()));
-    for m in END_MARKERS.starts(scope) {
-        // A match may begin on the blank prefix of its line; find the line holding it.
-        let idx = match starts.binary_search(&m) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
-        };
-        if let Some(f) = markers.get_mut(idx) {
-            *f = true;
-        }
-    }
-    (lines, markers)
-}
-
 /// The paragraph of text holding line `i`.
 fn paragraph(lines: &[&str], i: usize) -> String {
     let mut s = i;
@@ -306,15 +285,19 @@ pub fn excluded<'a>(ctx: &'a Context, orig_headers: &'a crate::parse::mime::Head
     ex
 }
 
+/// Bytes of the report text read as one text when nothing nearer a recipient says why.
+const WHOLE: usize = 4000;
+
 /// Reads recipient reports from the report text; `known` (X-Failed-Recipients and the
 /// like) are used as the recipients when given.
 pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool) -> Vec<Record> {
-    let (lines, markers) = lines_and_markers(&ctx.text);
-    let mut found = hits(&lines, &markers, exclude);
+    let rl = ReportLines::new(&ctx.text);
+    let (lines, markers) = (&rl.lines[..], &rl.markers[..]);
+    let mut found = hits(lines, markers, exclude);
     if found.is_empty() && known.is_empty() {
         // Tests and forwarding setups send to themselves: the excluded address may be
         // the failed one after all.
-        found = hits(&lines, &markers, &[]);
+        found = hits(lines, markers, &[]);
     }
     // Where every recipient line is, so one recipient's text stops at the next one's.
     let mut lines_sorted: Vec<usize> = found.iter().map(|h| h.line).collect();
@@ -340,19 +323,22 @@ pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool
         return Vec::new();
     }
     let whole_cell = std::cell::OnceCell::new();
-    let whole = || whole_cell.get_or_init(|| text::collapse(text::prefix(&ctx.text, 4000)));
-    let delayed = report_delayed(ctx);
-    let expired = report_expired(ctx);
+    let whole = || whole_cell.get_or_init(|| text::collapse(text::prefix(&ctx.text, WHOLE)));
+    // The command the whole text states (asked per record, the same for each).
+    let whole_command_cell = std::cell::OnceCell::new();
+    let whole_command = || *whole_command_cell.get_or_init(|| text::smtp_command_collapsed(text::prefix(&ctx.text, WHOLE)));
+    let delayed = delayed_in(ctx, &rl);
+    let expired = expired_in(ctx, &rl);
     lines_sorted.extend(found.iter().map(|h| h.line));
     lines_sorted.sort_unstable();
     let mut out = Vec::new();
     for h in &found {
         let next = lines_sorted.iter().copied().find(|&l| l > h.line && l != usize::MAX);
         let floor = lines_sorted.iter().copied().filter(|&l| l < h.line).max().map_or(0, |l| l + 1);
-        let mut diag = if h.line == usize::MAX { String::new() } else { diagnostic_after(&lines, &markers, h, floor, next) };
+        let mut diag = if h.line == usize::MAX { String::new() } else { diagnostic_after(lines, markers, h, floor, next) };
         let mut source = "text after the recipient";
         if text::enhanced_code(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
-            let p = paragraph(&lines, h.line);
+            let p = paragraph(lines, h.line);
             let weak = diag.split_whitespace().count() < 3;
             if weak || text::enhanced_code(&p).is_some() || text::reply_code(&p).is_some() {
                 diag = p;
@@ -362,13 +348,13 @@ pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool
         if text::status_in_text(&diag).is_none() && text::reply_code(&diag).is_none() && h.line != usize::MAX {
             // The remote reply may stand a paragraph or two below ("The error that the
             // other server returned was:").
-            if let Some(l) = code_line_below(&lines, &markers, h.line, next) {
+            if let Some(l) = code_line_below(lines, markers, h.line, next) {
                 diag = text::collapse(&format!("{diag} {l}"));
             } else {
                 // Or above it: "Could not be delivered because of / 550 5.1.1 User
                 // unknown / The following recipients were affected: / addr".
                 let prev = lines_sorted.iter().copied().filter(|&l| l < h.line).max();
-                if let Some(l) = reply_line_above(&lines, h.line, prev) {
+                if let Some(l) = reply_line_above(lines, h.line, prev) {
                     diag = text::collapse(&format!("{l} {diag}"));
                     source = "reply line above the recipient list";
                 }
@@ -386,7 +372,7 @@ pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool
         r.provenance.push(("recipient", if h.strong { "recipient line of the report text" } else { "report text" }));
         fill_from_diagnostic(&mut r, &diag, source);
         if r.smtp_command.is_empty() {
-            r.smtp_command = text::smtp_command(whole()).to_string();
+            r.smtp_command = whole_command().to_string();
         }
         let temp = r.status.starts_with('4') || r.reply_code.is_some_and(|c| (400..500).contains(&c));
         if delayed || temp && !expired && r.status.is_empty() {
@@ -408,13 +394,32 @@ pub fn scan(ctx: &Context, exclude: &[&str], known: &[String], prefer_text: bool
 /// Whether the first 8 KiB of the report text say delivery is still being retried
 /// (computed once per context).
 pub fn report_delayed(ctx: &Context) -> bool {
-    *ctx.head_delayed.get_or_init(|| DELAY.is_match(text::prefix(&ctx.text, 8 * 1024)))
+    *ctx.head_delayed.get_or_init(|| DELAY.is_match(text::prefix(&ctx.text, HEAD)))
 }
 
 /// Whether the first 8 KiB of the report text say the MTA gave up retrying
 /// (computed once per context).
 pub fn report_expired(ctx: &Context) -> bool {
-    *ctx.head_expired.get_or_init(|| EXPIRED.is_match(text::prefix(&ctx.text, 8 * 1024)))
+    *ctx.head_expired.get_or_init(|| EXPIRED.is_match(text::prefix(&ctx.text, HEAD)))
+}
+
+/// Bytes of the report text's head read for the delay and expiry phrases.
+const HEAD: usize = 8 * 1024;
+
+/// [`report_delayed`], on the lower-cased copy `rl` already holds when it can.
+fn delayed_in(ctx: &Context, rl: &ReportLines<'_>) -> bool {
+    *ctx.head_delayed.get_or_init(|| match (rl.lower_prefix(&ctx.text, HEAD), DELAY_LOWER.as_ref()) {
+        (Some(l), Some(re)) => re.is_match(l),
+        _ => DELAY.is_match(text::prefix(&ctx.text, HEAD)),
+    })
+}
+
+/// [`report_expired`], on the lower-cased copy `rl` already holds when it can.
+fn expired_in(ctx: &Context, rl: &ReportLines<'_>) -> bool {
+    *ctx.head_expired.get_or_init(|| match (rl.lower_prefix(&ctx.text, HEAD), EXPIRED_LOWER.as_ref()) {
+        (Some(l), Some(re)) => re.is_match(l),
+        _ => EXPIRED.is_match(text::prefix(&ctx.text, HEAD)),
+    })
 }
 
 /// Sets status, reply code, command and diagnostic from an error text.
@@ -436,7 +441,9 @@ pub fn fill_from_diagnostic(r: &mut Record, diag: &str, source: &'static str) {
         r.smtp_command = text::smtp_command(diag).to_string();
     }
     if r.remote_mta.is_empty() {
-        if let Some(h) = REMOTE_HOST.captures(diag).and_then(|c| c.get(1).or_else(|| c.get(2))) {
+        // Both forms hold a '[': without one, the pattern is not run.
+        let bracket = memchr::memchr(b'[', diag.as_bytes()).is_some();
+        if let Some(h) = bracket.then(|| REMOTE_HOST.captures(diag)).flatten().and_then(|c| c.get(1).or_else(|| c.get(2))) {
             r.remote_mta = h.as_str().trim_end_matches('.').to_string();
             r.provenance.push(("remote_mta", "host named in the error text"));
         }

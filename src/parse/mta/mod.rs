@@ -8,6 +8,7 @@ pub mod ezweb;
 pub mod fml;
 pub mod generic;
 pub mod google;
+pub mod lines;
 pub mod mcafee;
 pub mod opensmtpd;
 pub mod powermta;
