@@ -12,8 +12,9 @@ use crate::parse::text;
 /// Whether the report is EZweb's own notice.
 pub fn is_ezweb(ctx: &Context) -> bool {
     let from = text::first_address(ctx.headers.get_or_empty("from")).unwrap_or("");
-    let domain = from.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
-    if from.contains('@') && (domain == "ezweb.ne.jp" || domain.ends_with(".ezweb.ne.jp")) {
+    let domain = from.rsplit('@').next().unwrap_or("").as_bytes();
+    let sub = domain.len().checked_sub(12).and_then(|k| domain.get(k..)).is_some_and(|t| t.eq_ignore_ascii_case(b".ezweb.ne.jp"));
+    if from.contains('@') && (domain.eq_ignore_ascii_case(b"ezweb.ne.jp") || sub) {
         return true;
     }
     text::is_system_address(from) && ctx.headers.get_all("received").any(|v| text::contains_ci(v, "(EZweb Mail)"))
@@ -52,11 +53,13 @@ fn looks_like_header(line: &str) -> bool {
 /// Puts the notice's statement in front of each recipient's diagnostic read from the
 /// text (a Diagnostic-Code field is a standard report's own, left as it is).
 pub fn refine(ctx: &Context, records: &mut [Record]) {
-    if records.is_empty() || !is_ezweb(ctx) {
+    let from_field = |r: &Record| r.provenance.iter().any(|&(f, src)| f == "diagnostic" && src == "Diagnostic-Code");
+    // With no record to change (none, or all from Diagnostic-Code fields), the headers
+    // are not searched.
+    if records.iter().all(from_field) || !is_ezweb(ctx) {
         return;
     }
     let Some(s) = statement(&ctx.text) else { return };
-    let from_field = |r: &Record| r.provenance.iter().any(|&(f, src)| f == "diagnostic" && src == "Diagnostic-Code");
     for r in records.iter_mut().filter(|r| !from_field(r)) {
         r.agent = "EZweb".into();
         if !text::contains_ci(&r.diagnostic, &s) {

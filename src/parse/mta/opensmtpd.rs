@@ -15,7 +15,9 @@ pub fn is_opensmtpd(ctx: &Context) -> bool {
 
 /// Drops the coarse delivery-status values the text contradicts or says nothing beyond.
 pub fn refine(ctx: &Context, records: &mut [Record]) {
-    if !is_opensmtpd(ctx) {
+    // Only a delivery-status part's records are refined: without one, the text is
+    // not searched for the greeting.
+    if !records.iter().any(|r| r.agent == "RFC3464") || !is_opensmtpd(ctx) {
         return;
     }
     for r in records.iter_mut().filter(|r| r.agent == "RFC3464") {
