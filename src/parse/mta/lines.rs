@@ -61,9 +61,11 @@ impl<'a> ReportLines<'a> {
         // As `t.split('\n').take(MAX_LINES)`, with the SIMD line-feed search and the
         // vectors sized once.
         let b = t.as_bytes();
-        let n = memchr::memchr_iter(b'\n', b).take(MAX_LINES).count();
-        let mut lines = Vec::with_capacity(n + 1);
-        let mut starts = Vec::with_capacity(n + 1);
+        // Sized from the length (mail lines average well over 24 bytes) rather than
+        // by a first pass counting the line feeds.
+        let cap = (b.len() / 24 + 8).min(MAX_LINES);
+        let mut lines = Vec::with_capacity(cap);
+        let mut starts = Vec::with_capacity(cap);
         let mut off = 0;
         for end in memchr::memchr_iter(b'\n', b).chain(std::iter::once(b.len())).take(MAX_LINES) {
             let l = t.get(off..end).unwrap_or("");
