@@ -72,6 +72,12 @@ pub struct PatternSet {
     patterns: Vec<std::ops::Range<usize>>,
     /// Per pattern: those of its alternatives that are regexes (not word sets).
     regex_alts: Vec<Vec<usize>>,
+    /// Per alternative: its pattern.
+    alt_pattern: Vec<u32>,
+    /// Per pattern: whether a regex alternative runs without a literal hit: one that
+    /// requires no literal (`OPEN`), or whose literals speak only for ASCII text
+    /// (`ASCII_ONLY`, on other text).
+    unhit: Vec<u8>,
     alts: Vec<Alt>,
     /// The literals of every alternative, as a contiguous NFA. A full DFA of the same
     /// literals (~1,900 of them) runs fewer instructions per scan, but its tables are
@@ -89,7 +95,14 @@ pub struct Scan<'a> {
     ascii: bool,
     /// Word hits whose boundaries hold and regex literal sightings, sorted.
     hits: Vec<Hit>,
+    /// Per pattern (a bit each): whether any of its alternatives has a hit.
+    hit_patterns: Vec<u64>,
 }
+
+/// See `PatternSet::unhit`.
+const OPEN: u8 = 1;
+/// See `PatternSet::unhit`.
+const ASCII_ONLY: u8 = 2;
 
 fn is_word_byte(b: Option<&u8>) -> bool {
     b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
@@ -218,6 +231,21 @@ impl PatternSet {
             }
         }
         set.regex_alts = set.patterns.iter().map(|r| r.clone().filter(|&a| set.alts.get(a).is_some_and(|x| x.words.is_none())).collect()).collect();
+        set.alt_pattern = vec![0; set.alts.len()];
+        for (p, r) in set.patterns.iter().enumerate() {
+            for a in r.clone() {
+                if let Some(slot) = set.alt_pattern.get_mut(a) {
+                    *slot = p as u32;
+                }
+            }
+        }
+        set.unhit = set
+            .regex_alts
+            .iter()
+            .map(|r| {
+                r.iter().filter_map(|&a| set.alts.get(a)).fold(0, |f, a| f | if a.open { OPEN } else { 0 } | if a.ascii_only { ASCII_ONLY } else { 0 })
+            })
+            .collect();
         set
     }
 
@@ -226,6 +254,8 @@ impl PatternSet {
         PatternSet {
             patterns: Vec::new(),
             regex_alts: Vec::new(),
+            alt_pattern: Vec::new(),
+            unhit: Vec::new(),
             alts: Vec::new(),
             ac: None,
             owners: Vec::new(),
@@ -269,7 +299,14 @@ impl PatternSet {
             });
         }
         hits.sort_unstable();
-        Scan { set: self, hay, ascii: hay.is_ascii(), hits }
+        let mut hit_patterns = vec![0u64; self.patterns.len().div_ceil(64)];
+        for h in &hits {
+            let p = self.alt_pattern.get(h.0 as usize).copied().unwrap_or(0) as usize;
+            if let Some(w) = hit_patterns.get_mut(p / 64) {
+                *w |= 1 << (p % 64);
+            }
+        }
+        Scan { set: self, hay, ascii: hay.is_ascii(), hits, hit_patterns }
     }
 }
 
@@ -323,9 +360,25 @@ impl Scan<'_> {
         }
     }
 
+    /// Whether pattern `p` may match only where the scan saw one of its literals (no
+    /// regex alternative of it runs without one on this text).
+    fn needs_hit(&self, p: usize) -> bool {
+        let f = self.set.unhit.get(p).copied().unwrap_or(OPEN);
+        f & OPEN == 0 && (self.ascii || f & ASCII_ONLY == 0)
+    }
+
+    /// Whether the scan saw a literal of pattern `p`.
+    fn was_hit(&self, p: usize) -> bool {
+        self.hit_patterns.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0)
+    }
+
     /// Whether pattern `p` matches.
     pub fn is_match(&self, p: usize) -> bool {
         let Some(alts) = self.set.patterns.get(p) else { return false };
+        // Most patterns have no literal in a text: no alternative of theirs is asked.
+        if !self.was_hit(p) && self.needs_hit(p) {
+            return false;
+        }
         let hits = self.hits_in(alts);
         // A word hit is a match (its boundaries were checked in the scan).
         if hits.iter().any(|h| self.set.alts.get(h.0 as usize).is_some_and(|a| a.words.is_some())) {
@@ -339,12 +392,27 @@ impl Scan<'_> {
         let alts = self.set.patterns.get(p)?;
         let hits = self.hits_in(alts);
         let mut best: Option<(usize, usize)> = None;
-        for a in alts.clone() {
+        let mut consider = |a: usize| {
             if let Some(m) = self.alt_find(a, hits, true) {
                 // Strictly earlier only: at the same start the earlier alternative wins.
                 if best.is_none_or(|b| m.0 < b.0) {
                     best = Some(m);
                 }
+            }
+        };
+        if self.needs_hit(p) {
+            // Alternatives without a hit find nothing here: only those with one are
+            // asked, in order (`hits` is sorted by alternative).
+            let mut last = None;
+            for h in hits {
+                if last != Some(h.0) {
+                    last = Some(h.0);
+                    consider(h.0 as usize);
+                }
+            }
+        } else {
+            for a in alts.clone() {
+                consider(a);
             }
         }
         best

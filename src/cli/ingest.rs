@@ -24,7 +24,7 @@ pub struct IngestArgs {
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Messages per transaction.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 5000)]
     pub batch: usize,
     /// Do not keep the raw messages as evidence (events only).
     #[arg(long)]

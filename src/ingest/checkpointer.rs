@@ -52,6 +52,13 @@ impl BulkWrite {
         Ok(())
     }
 
+    /// Has the checkpoint thread copy what was committed now, not at its next tick.
+    pub(super) fn checkpoint_soon(&self) {
+        if let Some((c, _)) = &self.checkpointer {
+            c.checkpoint_soon();
+        }
+    }
+
     /// Stops the checkpoint thread, restores the connection's settings and makes every
     /// commit durable (one fsync of the WAL).
     pub(super) fn finish(mut self, conn: &Connection) -> Result<(), super::IngestError> {

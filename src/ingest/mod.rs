@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -32,7 +33,7 @@ use std::time::Instant;
 pub struct IngestOptions {
     /// Worker threads that hash, parse and compress.
     pub workers: usize,
-    /// Messages per transaction (a transaction also ends after 200 ms, so a
+    /// Messages per transaction (a transaction also ends after half a second, so a
     /// running `serve` never waits long for the database).
     pub batch_messages: usize,
     /// Bytes of messages per chunk handed to a worker (bounds memory with large messages).
@@ -46,7 +47,7 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
-        IngestOptions { workers, batch_messages: 2000, batch_bytes: 4 << 20, max_message_bytes: 64 << 20, keep_raw: true }
+        IngestOptions { workers, batch_messages: 5000, batch_bytes: 4 << 20, max_message_bytes: 64 << 20, keep_raw: true }
     }
 }
 
@@ -204,9 +205,14 @@ pub fn ingest(
     let now = chrono::Utc::now().timestamp();
     let store_empty = !conn.query_row("SELECT EXISTS (SELECT 1 FROM messages)", [], |r| r.get::<_, bool>(0))?;
 
+    // Set when the reader has handed out its last chunk.
+    let read_all = AtomicBool::new(false);
     let written = std::thread::scope(|s| {
-        let (inputs, failed) = (&inputs, &failed);
-        s.spawn(move || read_files(inputs, opts, work_tx, order_tx));
+        let (inputs, failed, read_all) = (&inputs, &failed, &read_all);
+        s.spawn(move || {
+            read_files(inputs, opts, work_tx, order_tx);
+            read_all.store(true, Ordering::Relaxed);
+        });
         for _ in 0..workers {
             let work_rx = Arc::clone(&work_rx);
             s.spawn(move || work(&work_rx, db, classifier, opts, now, store_empty, failed));
@@ -214,7 +220,7 @@ pub fn ingest(
         drop(work_rx);
         // On an error the writer returns and drops `order_rx`: the reader's next send
         // fails, it stops and drops the work queue, and the workers stop in turn.
-        write::write_chunks(conn, db, order_rx, inputs, verp, opts, now, &mut summary, start, progress)
+        write::write_chunks(conn, db, order_rx, read_all, inputs, verp, opts, now, &mut summary, start, progress)
     });
     if let Some(e) = failed.get() {
         return Err(IngestError::Classify(e.clone()));

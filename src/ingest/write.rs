@@ -9,14 +9,13 @@ use crate::store::event::PreparedInserts;
 use crate::verp::{Keys, VerpConfig};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// The longest ingest holds the write lock: a `serve` sharing the database waits at
-/// most this long (plus one chunk) for its own commit. Short too because the last
-/// transaction is copied from the WAL into the database file after everything else,
-/// on one thread (the checkpoint at close): 5,000 messages took ~65 ms there.
-const MAX_TRANSACTION: Duration = Duration::from_millis(200);
+/// most this long (plus one chunk) for its own commit.
+const MAX_TRANSACTION: Duration = Duration::from_millis(500);
 
 /// Page cache of ingest's write connection (KiB): the index pages every insert touches
 /// (sha256, recipients, message ids) stay in memory instead of being read back.
@@ -30,6 +29,7 @@ pub(super) fn write_chunks(
     conn: &mut Connection,
     db: &Path,
     order: Receiver<Receiver<DoneChunk>>,
+    read_all: &AtomicBool,
     inputs: &[super::Input],
     verp: &VerpConfig,
     opts: &IngestOptions,
@@ -42,7 +42,7 @@ pub(super) fn write_chunks(
     let keys = crate::verp_keys::cached(verp).map_err(crate::store::StoreError::from)?;
     let mut bulk = BulkWrite::begin(conn, db)?;
     let mut times = Times::default();
-    let written = write_all(conn, bulk.as_mut(), order, inputs, verp, &keys, opts, now, summary, start, progress, &mut times);
+    let written = write_all(conn, bulk.as_mut(), order, read_all, inputs, verp, &keys, opts, now, summary, start, progress, &mut times);
     let finished = bulk.map_or(Ok(()), |b| b.finish(conn));
     tracing::debug!(waited = ?times.waited, committing = ?times.committing, total = ?start.elapsed(), "ingest writer");
     written.and(finished)
@@ -60,6 +60,7 @@ fn write_all(
     conn: &Connection,
     mut bulk: Option<&mut BulkWrite>,
     order: Receiver<Receiver<DoneChunk>>,
+    read_all: &AtomicBool,
     inputs: &[super::Input],
     verp: &VerpConfig,
     keys: &Keys,
@@ -83,18 +84,26 @@ fn write_all(
     };
     let mut inserts = PreparedInserts::new(conn)?;
     let mut pending = next(times)?;
+    let mut last_part_begun = false;
     while pending.is_some() {
         // Unchecked: the prepared statements borrow the connection for the whole run.
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
         let began = Instant::now();
         let stored_before = summary.stored;
         let mut in_tx = 0usize;
+        let mut copy_now = false;
         while let Some(chunk) = pending.take() {
             in_tx += chunk.items.len();
             write_chunk(&tx, &mut inserts, chunk, inputs, verp, keys, now, summary)?;
             summary.elapsed_secs = start.elapsed().as_secs_f64();
             progress(summary);
-            if in_tx >= opts.batch_messages || began.elapsed() >= MAX_TRANSACTION {
+            // Once the reader is done, what is left is queued or being parsed: this
+            // transaction ends here, so the checkpoint thread copies it while the
+            // workers finish, and the copy at close (on one thread, after everything
+            // else: ~65 ms for 5,000 messages) holds only the last few chunks.
+            copy_now = !last_part_begun && read_all.load(Ordering::Relaxed);
+            if in_tx >= opts.batch_messages || began.elapsed() >= MAX_TRANSACTION || copy_now {
+                last_part_begun |= copy_now;
                 break;
             }
             pending = next(times)?;
@@ -102,8 +111,12 @@ fn write_all(
         let t = Instant::now();
         tx.commit()?;
         times.committing += t.elapsed();
+        tracing::debug!(messages = in_tx, commit = ?t.elapsed(), last_part = copy_now, "ingest transaction");
         if let Some(b) = bulk.as_deref_mut().filter(|_| summary.stored > stored_before) {
             b.committed(conn)?;
+            if copy_now {
+                b.checkpoint_soon();
+            }
         }
         if pending.is_none() {
             pending = next(times)?;

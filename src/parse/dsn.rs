@@ -68,26 +68,30 @@ fn continue_value(v: &mut Cow<'_, str>, more: &str) {
 
 /// Unfolds field lines into (lower-case name, value) pairs, in order.
 pub fn fields(body: &str) -> Vec<Field<'_>> {
-    raw_fields(body)
-        .into_iter()
-        .map(|(name, value)| {
-            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(name.to_ascii_lowercase()) } else { Cow::Borrowed(name) };
-            (name, value)
-        })
-        .collect()
+    let mut out = Vec::new();
+    each_field(body, |name, value| {
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(name.to_ascii_lowercase()) } else { Cow::Borrowed(name) };
+        out.push((name, value));
+    });
+    out
 }
 
-/// [`fields`] with the names as written (ASCII, any case); "" for a blank line.
-fn raw_fields(body: &str) -> Vec<(&str, Cow<'_, str>)> {
-    let mut out: Vec<(&str, Cow<'_, str>)> = Vec::new();
+/// Calls `f` with each unfolded field, in order: its name as written (ASCII, any
+/// case; "" for a blank line) and its value. A field is handed on once the next line
+/// shows it is complete (no list is built).
+fn each_field<'a>(body: &'a str, mut f: impl FnMut(&'a str, Cow<'a, str>)) {
+    let mut last: Option<(&'a str, Cow<'a, str>)> = None;
     for line in body.lines().take(10_000).map(str::trim_end) {
         let line = if line.starts_with("  ") && field(line.trim_start()).is_some_and(|(n, _)| is_dsn_field(n)) { line.trim_start() } else { line };
-        if line.trim().is_empty() {
-            out.push(("", Cow::Borrowed("")));
+        // (Trimmed at the end already: empty when it was blank.)
+        if line.is_empty() {
+            if let Some((n, v)) = last.replace(("", Cow::Borrowed(""))) {
+                f(n, v);
+            }
             continue;
         }
         if line.starts_with(' ') || line.starts_with('\t') {
-            if let Some((n, v)) = out.last_mut() {
+            if let Some((n, v)) = last.as_mut() {
                 if !n.is_empty() && v.len() < 8192 {
                     continue_value(v, line.trim());
                 }
@@ -95,10 +99,14 @@ fn raw_fields(body: &str) -> Vec<(&str, Cow<'_, str>)> {
             continue;
         }
         match field(line) {
-            Some((name, value)) => out.push((name, Cow::Borrowed(value.trim()))),
+            Some((name, value)) => {
+                if let Some((n, v)) = last.replace((name, Cow::Borrowed(value.trim()))) {
+                    f(n, v);
+                }
+            }
             None => {
                 // An unindented continuation of a Diagnostic-Code (common damage).
-                if let Some((n, v)) = out.last_mut() {
+                if let Some((n, v)) = last.as_mut() {
                     if n.eq_ignore_ascii_case("diagnostic-code") && v.len() < 8192 {
                         continue_value(v, line.trim());
                     }
@@ -106,7 +114,9 @@ fn raw_fields(body: &str) -> Vec<(&str, Cow<'_, str>)> {
             }
         }
     }
-    out
+    if let Some((n, v)) = last {
+        f(n, v);
+    }
 }
 
 /// Whether a name is one of the delivery-status fields (used for indented copies).
@@ -191,7 +201,7 @@ fn name_of(n: &str) -> Name {
 pub fn parse(body: &str) -> DeliveryStatus {
     let mut ds = DeliveryStatus::default();
     let mut cur: Option<RecipientReport> = None;
-    for (name, value) in raw_fields(body) {
+    each_field(body, |name, value| {
         match name_of(name) {
             Name::Blank => {
                 if let Some(r) = cur.take() {
@@ -255,7 +265,7 @@ pub fn parse(body: &str) -> DeliveryStatus {
             }
             Name::Other => {}
         }
-    }
+    });
     if let Some(r) = cur.take() {
         push(&mut ds, r);
     }

@@ -115,24 +115,29 @@ fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
             r.provenance.push(("recipient", "Final-Recipient"));
             let mut diag = std::mem::take(&mut rr.diagnostic);
             let mut source = "Diagnostic-Code";
-            // The code the diagnostic states, found once (asked three times below).
-            let mut stated = text::status_in_text(&diag).is_some();
+            // Where the code the diagnostic states stands, found once (asked below).
+            let mut code = code_range(&diag);
             // The text part often holds the remote reply for this recipient; what it
             // finds there only adds to a diagnostic when it holds an enhanced code, and
-            // a text without "d.d" anywhere cannot give one (its lines are only joined).
-            if (diag.is_empty() || !stated && text::is_generic_status(&rr.status)) && (diag.is_empty() || may_hold_status(&report.text)) {
+            // a text without "d.d.d" anywhere cannot give one (its lines are only joined).
+            if (diag.is_empty() || code.is_none() && text::is_generic_status(&rr.status)) && (diag.is_empty() || may_hold_status(&report.text)) {
                 let from_text = mta::generic::scan(report, exclude, std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
                     diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
                     source = "report text near the recipient";
-                    stated = text::status_in_text(&diag).is_some();
+                    code = code_range(&diag);
                 }
             }
-            r.status = if stated { text::better_status(&rr.status, &diag) } else { rr.status.clone() };
+            // A specific code in the diagnostic wins over the Status field (as
+            // `text::better_status` picks), found here once.
+            r.status = match code.clone().and_then(|c| diag.get(c)) {
+                Some(t) if !t.ends_with(".0.0") || rr.status.is_empty() => t.to_string(),
+                _ => rr.status.clone(),
+            };
             if !rr.status.is_empty() {
                 r.provenance.push(("status", if r.status == rr.status { "Status" } else { "more specific code in the diagnostic" }));
             }
-            if single && undefined_status(&rr.status) && !stated {
+            if single && undefined_status(&rr.status) && code.is_none() {
                 // The reporting MTA wrote an undefined Status (x.0.0, or x.5.0 "other
                 // protocol status") as the reply it quotes has no enhanced code; one the
                 // remote gave in the session transcript says more.
@@ -170,6 +175,14 @@ fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
         }
     }
     out
+}
+
+/// Where in `diag` the status code [`text::status_in_text`] picks stands.
+fn code_range(diag: &str) -> Option<std::ops::Range<usize>> {
+    let c = text::status_in_text(diag)?;
+    // The code is a slice of `diag`: its offset is where it starts.
+    let start = (c.as_ptr() as usize).checked_sub(diag.as_ptr() as usize)?;
+    Some(start..start + c.len())
 }
 
 /// Whether a text may hold an enhanced status code: a class digit, a dot, one to three

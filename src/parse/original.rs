@@ -67,6 +67,10 @@ pub fn verp_candidates(ctx: &Context, original: &OriginalMessage) -> Vec<String>
     add(&original.from);
     // X-Postfix-Sender / Original-Mail-From in report parts.
     for d in &ctx.dsn {
+        // (Every line without '+' or '=' adds nothing.)
+        if memchr::memchr2(b'+', b'=', d.as_bytes()).is_none() {
+            continue;
+        }
         for line in d.lines().take(200) {
             let lc = |p: &str| line.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
             if lc("x-postfix-sender") || lc("x-original-mail-from") || lc("original-mail-from") {

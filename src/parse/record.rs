@@ -40,13 +40,17 @@ impl Kind {
 
     /// The kind implied by a DSN Action field value.
     pub fn from_action(action: &str) -> Kind {
-        match action.trim().to_ascii_lowercase().as_str() {
-            "failed" | "failure" => Kind::Bounce,
-            "delayed" => Kind::Delay,
-            "delivered" | "deliverable" => Kind::Delivered,
-            "relayed" | "expanded" => Kind::Relayed,
-            _ => Kind::Bounce,
-        }
+        const KINDS: [(&str, Kind); 7] = [
+            ("failed", Kind::Bounce),
+            ("failure", Kind::Bounce),
+            ("delayed", Kind::Delay),
+            ("delivered", Kind::Delivered),
+            ("deliverable", Kind::Delivered),
+            ("relayed", Kind::Relayed),
+            ("expanded", Kind::Relayed),
+        ];
+        let a = action.trim();
+        KINDS.iter().find(|(n, _)| n.eq_ignore_ascii_case(a)).map_or(Kind::Bounce, |(_, k)| *k)
     }
 }
 

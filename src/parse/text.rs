@@ -3,6 +3,9 @@
 //! Byte scanning where possible; the few regexes are compiled once.
 
 use super::gate::Gated;
+
+mod command;
+pub use command::{smtp_command, smtp_command_collapsed};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -96,10 +99,7 @@ fn next_address<'a>(s: &'a str, from: &mut usize) -> Option<Found<'a>> {
     while let Some(n) = memchr::memchr(b'@', b.get(*from..).unwrap_or(&[])) {
         let at = *from + n;
         *from = at + 1;
-        let mut start = at;
-        while start > 0 && b.get(start - 1).is_some_and(|&c| is_local_char(c)) {
-            start -= 1;
-        }
+        let mut start = at - b.get(..at).map_or(0, |h| h.iter().rev().take_while(|&&c| is_local_char(c)).count());
         // Leading dots or quotes are punctuation, not part of the local part.
         while start < at && matches!(b.get(start), Some(b'.') | Some(b'\'') | Some(b'`')) {
             start += 1;
@@ -112,10 +112,7 @@ fn next_address<'a>(s: &'a str, from: &mut usize) -> Option<Found<'a>> {
                 start += skip;
             }
         }
-        let mut end = at + 1;
-        while end < b.len() && b.get(end).is_some_and(|&c| is_domain_char(c)) {
-            end += 1;
-        }
+        let mut end = at + 1 + b.get(at + 1..).map_or(0, |t| t.iter().take_while(|&&c| is_domain_char(c)).count());
         while end > at + 1 && matches!(b.get(end - 1), Some(b'.') | Some(b'-')) {
             end -= 1;
         }
@@ -372,21 +369,15 @@ pub fn is_generic_status(s: &str) -> bool {
 }
 
 /// Enhanced codes written right after a reply code ("550 5.1.1", "550-'5.2.2").
-fn codes_after_reply(text: &str) -> Vec<&str> {
+fn codes_after_reply(text: &str) -> impl Iterator<Item = &str> + '_ {
     let b = text.as_bytes();
-    let mut out = Vec::new();
-    for (i, _) in reply_positions(text) {
+    reply_positions(text).filter_map(move |(i, _)| {
         let mut j = i + 4;
         if b.get(j) == Some(&b'\'') {
             j += 1;
         }
-        if let Some(len) = enhanced_at(b, j) {
-            if let Some(c) = text.get(j..j + len) {
-                out.push(c);
-            }
-        }
-    }
-    out
+        enhanced_at(b, j).and_then(|len| text.get(j..j + len))
+    })
 }
 
 /// The enhanced code an error text states: the one right after a reply code first,
@@ -395,20 +386,26 @@ pub fn status_in_text(text: &str) -> Option<&str> {
     if let Some((_, c)) = quoted_reply(text) {
         return Some(c);
     }
-    let codes = enhanced_codes(text);
-    let failing = codes.iter().any(|c| !c.starts_with('2'));
-    let ok = |c: &&str| !failing || !c.starts_with('2');
-    if codes.is_empty() {
+    // One pass says whether there is a code at all and whether any is a failure's;
+    // the choices below walk the codes again (no list is built).
+    let mut any = false;
+    let mut failing = false;
+    for c in enhanced_iter(text) {
+        any = true;
+        if !c.starts_with('2') {
+            failing = true;
+            break;
+        }
+    }
+    if !any {
         return None;
     }
-    let after = codes_after_reply(text);
-    after
-        .iter()
-        .copied()
+    let ok = |c: &&str| !failing || !c.starts_with('2');
+    codes_after_reply(text)
         .filter(ok)
         .find(|c| !c.ends_with(".0.0"))
-        .or_else(|| codes.iter().copied().filter(ok).find(|c| !c.ends_with(".0.0")))
-        .or_else(|| codes.iter().copied().find(ok))
+        .or_else(|| enhanced_iter(text).filter(ok).find(|c| !c.ends_with(".0.0")))
+        .or_else(|| enhanced_iter(text).find(ok))
 }
 
 /// Picks the status: a specific code stated in the error text wins over the DSN's
@@ -420,85 +417,6 @@ pub fn better_status(field: &str, text: &str) -> String {
         Some(t) if field.is_empty() => t.to_string(),
         _ => field.to_string(),
     }
-}
-
-/// The wordings of each SMTP command, in order of preference (matched ignoring case;
-/// written in lower case so they also run case-sensitively over lower-cased text).
-const COMMAND_WORDINGS: [(&str, &str); 6] = [
-    ("RCPT", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?rcpt\b|\brcpt to (?:command|response)|\brcpt to:\s*<|\[rcpt_to\]|>>> rcpt\b|\bdoes not like recipient"),
-    ("MAIL", r"\b(?:after|in reply to|response to|did not like our|while sending|for)\s+(?:the\s+)?mail\b|\bmail from (?:command|response)|\bmail from:\s*<|\[mail_from\]|>>> mail\b"),
-    ("DATA", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?(?:end of\s+)?(?:final\s+)?data\b|\bend of data\b|\bdata (?:command|response)|\bafter (?:sending|transmitting) (?:the )?(?:message|data)|>>> data\b|\[data\]"),
-    ("EHLO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?ehlo\b|>>> ehlo\b"),
-    ("HELO", r"\b(?:after|in reply to|response to|did not like our)\s+(?:the\s+)?helo\b|>>> helo\b"),
-    ("CONN", r"\bafter (?:initial connection|connect)|\bgreeting\b|\bconnection (?:refused|timed out)|\bconnect to\b"),
-];
-
-/// The wordings as multi-pattern regexes (the pattern that matches leftmost, the
-/// earlier at a tie, names the command: one search, no capture groups): matching
-/// case-insensitively behind the literal gate of their alternation, and
-/// case-sensitively for lower-cased ASCII text (see `gate::Folded`).
-struct CommandWordings {
-    ci: regex_automata::meta::Regex,
-    gate: super::gate::Gate,
-    lower: regex_automata::meta::Regex,
-}
-
-impl CommandWordings {
-    /// The wordings, each pattern passed through `shape` first.
-    fn build(shape: impl Fn(&str) -> String) -> Option<CommandWordings> {
-        let ascii_wb = |p: &str| shape(p).replace("\\b", "(?-u:\\b)");
-        let ci: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?i){}", ascii_wb(p))).collect();
-        let lower: Vec<String> = COMMAND_WORDINGS.iter().map(|(_, p)| ascii_wb(p)).collect();
-        let joined = format!("(?i){}", COMMAND_WORDINGS.iter().map(|(_, p)| format!("(?:{})", ascii_wb(p))).collect::<Vec<_>>().join("|"));
-        Some(CommandWordings {
-            ci: regex_automata::meta::Regex::new_many(&ci).ok()?,
-            gate: super::gate::Gate::new(&joined, true),
-            lower: lower_ascii_many(&lower)?,
-        })
-    }
-
-    /// The command the leftmost wording found in `s` names.
-    fn find(&self, s: &str) -> &'static str {
-        let pattern = if s.is_ascii() {
-            // The gate's words (rcpt, data, greeting ...) say "no" more often than the
-            // regex's own prefixes ("for", "after") on long texts.
-            super::gate::with_lower(s.as_bytes(), |l| if self.gate.may_match_lower(l, true) { self.lower.find(l).map(|m| m.pattern()) } else { None })
-        } else if self.gate.may_match(s.as_bytes()) {
-            self.ci.find(s).map(|m| m.pattern())
-        } else {
-            None
-        };
-        pattern.and_then(|p| COMMAND_WORDINGS.get(p.as_usize())).map_or("", |(cmd, _)| cmd)
-    }
-}
-
-/// Patterns for lower-cased ASCII text, compiled without Unicode classes: on ASCII
-/// text `\s` and `\d` mean what they mean with Unicode, and the automaton the lazy
-/// DFA builds from them is a fraction of the size (its cache no longer fills and
-/// clears while it runs).
-fn lower_ascii_many(patterns: &[String]) -> Option<regex_automata::meta::Regex> {
-    regex_automata::meta::Regex::builder()
-        .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false))
-        .build_many(patterns)
-        .ok()
-}
-
-static COMMAND: LazyLock<Option<CommandWordings>> = LazyLock::new(|| CommandWordings::build(str::to_string));
-
-/// The wordings with each space widened to `\s+`: over raw text they match where the
-/// wordings match the text's [`collapse`] (every wording starts and ends with a
-/// non-space and has no class or `.` a space could fall in), so the collapsed copy
-/// need not be built.
-static COMMAND_SPACED: LazyLock<Option<CommandWordings>> = LazyLock::new(|| CommandWordings::build(|p| p.replace(' ', r"\s+")));
-
-/// The SMTP command a reply text says it answered, if stated.
-pub fn smtp_command(s: &str) -> &'static str {
-    COMMAND.as_ref().map_or("", |c| c.find(s))
-}
-
-/// [`smtp_command`] of [`collapse`]`(s)`.
-pub fn smtp_command_collapsed(s: &str) -> &'static str {
-    COMMAND_SPACED.as_ref().map_or("", |c| c.find(s))
 }
 
 /// Whether `s` contains `needle`, ignoring ASCII case.
@@ -590,31 +508,5 @@ mod tests {
         assert_eq!(strip_continuation_codes("550-5.7.1 Messages with 550 5.7.1 multiple addresses 550-5.7.1 here"), "550-5.7.1 Messages with multiple addresses here");
         assert_eq!(strip_continuation_codes("host x said: 550-Mailbox 550-is 550 gone"), "host x said: 550-Mailbox is gone");
         assert_eq!(strip_continuation_codes("550 5.1.1 unknown"), "550 5.1.1 unknown");
-    }
-
-    #[test]
-    fn commands() {
-        assert!(COMMAND.is_some(), "the command wordings compile");
-        assert_eq!(smtp_command("did not like our final DATA: 550"), "DATA");
-        assert_eq!(smtp_command("SMTP error from remote mail server after RCPT TO:<a@b.c>:"), "RCPT");
-        assert_eq!(smtp_command("SMTP error from remote mail server after RCPT TO:<a@b.c>: Bitte überprüfen"), "RCPT");
-        assert_eq!(smtp_command(">>> DATA\n<<< 554 no"), "DATA");
-        // A transcript line naming an address that starts like a command is no command.
-        assert_eq!(smtp_command(">>> mailadmin@example.org <mailadmin@example.org>"), "");
-        assert_eq!(clean_address("rfc822; <A@b.c>"), "A@b.c");
-        assert!(COMMAND_SPACED.is_some(), "the widened wordings compile");
-        for t in [
-            "after  RCPT\n TO:<a@b.c>",
-            "in reply to\tthe\nrcpt to\n   command",
-            "x\n\nafter end of\ndata: 550",
-            "did not like our\r\nfinal  DATA",
-            "connection\u{3000}refused by greeting",
-            "after sending\nthe  message",
-            "  >>> MAIL From:<a@b.c>\n<<< 550 no",
-            "host said: 550 5.1.1 no such user",
-            "RCPT TO:\n<a@b.c>\n[rcpt_to] after connect",
-        ] {
-            assert_eq!(smtp_command_collapsed(t), smtp_command(&collapse(t)), "{t:?}");
-        }
     }
 }

@@ -54,6 +54,12 @@ fn lower_regex(pattern: &str) -> Option<regex::bytes::Regex> {
     regex::bytes::RegexBuilder::new(&pattern.strip_prefix("(?i)")?.replace("\\b", "(?-u:\\b)")).unicode(false).build().ok()
 }
 
+/// Whether `before` (the text before an address on its line) is [`REPLY_LED`]: the
+/// pattern ends in "<" at the end of the text, so only such text is run through it.
+fn reply_led(before: &str) -> bool {
+    before.ends_with('<') && REPLY_LED.is_match(before)
+}
+
 /// A recipient found in the text, and where.
 struct Hit {
     addr: String,
@@ -74,7 +80,7 @@ fn classify(line: &str, f: &Found<'_>) -> Option<bool> {
         // "To: x" and "From: x" summaries are not recipient lines; bare addresses are.
         return Some(true);
     }
-    if LABELLED.is_match(before) || REPLY_LED.is_match(before) {
+    if LABELLED.is_match(before) || reply_led(before) {
         return Some(true);
     }
     // "Some explanation: <addr>" with nothing after the address but punctuation.
@@ -107,11 +113,12 @@ fn hits(lines: &[&str], markers: &[bool], exclude: &[&str]) -> Vec<Hit> {
         {
             continue;
         }
-        let addrs = text::find_addresses(line);
+        let mut addrs = text::addresses(line).peekable();
         let mut promote = false;
-        for (k, f) in addrs.iter().enumerate() {
+        while let Some(f) = addrs.next() {
+            let f = &f;
             // "name@x <addr@y>": the bracketed address is the real one.
-            if let Some(next) = addrs.get(k + 1) {
+            if let Some(next) = addrs.peek() {
                 let gap = line.get(f.end..next.start).unwrap_or("");
                 if gap.trim() == "<" {
                     promote = true;
@@ -155,7 +162,7 @@ fn diagnostic_after(lines: &[&str], markers: &[bool], hit: &Hit, floor: usize, n
     // A Sendmail transcript entry ("554 <a>... Remote protocol error") stands on one
     // line: the lines below are other entries. The remote's reply it follows ("<<< ...",
     // after the ">>> command" it answered) is its cause.
-    let entry = REPLY_LED.is_match(raw_before) && raw_before.trim_start().as_bytes().get(3) == Some(&b' ');
+    let entry = reply_led(raw_before) && raw_before.trim_start().as_bytes().get(3) == Some(&b' ');
     if entry {
         if let Some(reply) = transcript_reply_above(lines, hit.line, floor) {
             buf.push(' ');
