@@ -457,8 +457,14 @@ pub fn contains_ci(s: &str, needle: &str) -> bool {
     // skips the text between them instead of comparing at every offset.
     let (k, b) = n.iter().copied().enumerate().min_by_key(|&(_, b)| byte_rank(b)).unwrap_or((0, 0));
     let Some(window) = h.get(k..=last + k) else { return false };
-    memchr::memchr2_iter(b.to_ascii_lowercase(), b.to_ascii_uppercase(), window)
-        .any(|start| h.get(start..start + n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)))
+    let at = |start: usize| h.get(start..start + n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n));
+    let (lo, up) = (b.to_ascii_lowercase(), b.to_ascii_uppercase());
+    // A byte with no other case (',', '(', a digit) is searched for alone.
+    if lo == up {
+        memchr::memchr_iter(lo, window).any(at)
+    } else {
+        memchr::memchr2_iter(lo, up, window).any(at)
+    }
 }
 
 /// How common a byte is in mail text (lower is rarer), for [`contains_ci`].
