@@ -171,7 +171,7 @@ impl PatternSet {
             .map(|alts| alts.iter().map(|b| Prepared::new(format!("(?i-u){b}"))).collect::<Result<Vec<_>, regex::Error>>())
             .collect::<Result<Vec<_>, _>>()?;
         let set = PatternSet::with_alternatives(prepared);
-        (0..set.len()).try_for_each(|p| set.compile_pattern(p).map_err(|(_, e)| e))?;
+        (0..set.len()).try_for_each(|p| set.compile_pattern(p, true).map_err(|(_, e)| e))?;
         Ok(set)
     }
 
@@ -267,12 +267,13 @@ impl PatternSet {
         self.patterns.len()
     }
 
-    /// Compiles every alternative of pattern `p` not compiled yet; the error names the
-    /// alternative (index within the pattern).
-    pub fn compile_pattern(&self, p: usize) -> Result<(), (usize, regex::Error)> {
+    /// Compiles every alternative of pattern `p` not compiled yet (with `all` false,
+    /// only those whose regex can ever run: a word set is decided by the scan alone);
+    /// the error names the alternative (index within the pattern).
+    pub fn compile_pattern(&self, p: usize, all: bool) -> Result<(), (usize, regex::Error)> {
         let Some(range) = self.patterns.get(p) else { return Ok(()) };
         for (i, alt) in self.alts.get(range.clone()).unwrap_or(&[]).iter().enumerate() {
-            if alt.re.get().is_none() {
+            if alt.re.get().is_none() && (all || alt.words.is_none()) {
                 let re = compile(&alt.pattern).map_err(|e| (i, e))?;
                 let _ = alt.re.set(Some(re));
             }

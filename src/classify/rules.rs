@@ -518,10 +518,10 @@ impl RuleSet {
 
     /// Compiles the text patterns of the rules `which` selects now (they are otherwise
     /// compiled on first use); the error names the rule and the text.
-    fn compile_regexes_of(&self, which: impl Fn(&Rule) -> bool) -> Result<(), RulesError> {
+    fn compile_regexes_of(&self, which: impl Fn(&Rule) -> bool, all: bool) -> Result<(), RulesError> {
         for rule in self.rules.iter().filter(|r| which(r)) {
             for &p in &rule.patterns {
-                self.patterns.compile_pattern(p).map_err(|(alt, e)| RulesError::Rule {
+                self.patterns.compile_pattern(p, all).map_err(|(alt, e)| RulesError::Rule {
                     file: rule.origin.0.clone(),
                     line: rule.origin.1,
                     id: rule.spec.id.clone(),
@@ -535,12 +535,14 @@ impl RuleSet {
     /// Compiles every rule's text patterns now (checks; benchmarks that time matching
     /// alone): what would otherwise happen on first use.
     pub fn compile_regexes(&self) -> Result<(), RulesError> {
-        self.compile_regexes_of(|_| true)
+        self.compile_regexes_of(|_| true, true)
     }
 
-    /// Prepares for a long run: every regex compiled (otherwise each is on first use).
+    /// Prepares for a long run: every regex that can run compiled (otherwise each is
+    /// on first use). A word-set alternative is decided by the literal scan and never
+    /// runs its regex: compiling those was 95 % of a server's start-up.
     pub fn prepare(&self) -> Result<(), RulesError> {
-        self.compile_regexes()
+        self.compile_regexes_of(|_| true, false)
     }
 
     /// Loads the embedded defaults plus an optional operator file (name, text).
@@ -562,7 +564,7 @@ impl RuleSet {
         // An operator's patterns are new: compile them now so a bad one (too big) fails
         // at load, not silently at first use. The defaults are checked by the tests.
         if let Some((name, _)) = operator {
-            set.compile_regexes_of(|r| r.origin.0 == name)?;
+            set.compile_regexes_of(|r| r.origin.0 == name, true)?;
         }
         Ok(set)
     }
