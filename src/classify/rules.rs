@@ -455,23 +455,23 @@ impl RuleSet {
             // One pattern per rule (its alternatives, matched as if joined). Each
             // alternative is checked here, where an error can name the rule; its regex
             // is compiled on first use (`compile_regexes` compiles them all).
+            // A pattern seen before (same alternatives) was checked then.
             let mut idx = Vec::new();
-            let mut bodies = Vec::new();
-            let mut alts = Vec::new();
-            for p in &spec.text {
-                let body = ascii_pattern(p);
-                let prepared = Prepared::new(format!("(?i-u){body}")).map_err(|e| err(format!("text {p:?}: {e}")))?;
-                bodies.push(format!("(?:{body})"));
-                alts.push(prepared);
-            }
+            let bodies: Vec<String> = spec.text.iter().map(|p| ascii_pattern(p)).collect();
             if !bodies.is_empty() {
-                let joined = format!("(?i-u){}", bodies.join("|"));
-                let i = *index.entry(joined.clone()).or_insert_with(|| {
+                let joined = format!("(?i-u){}", bodies.iter().map(|b| format!("(?:{b})")).collect::<Vec<_>>().join("|"));
+                if let Some(&i) = index.get(&joined) {
+                    idx.push(i);
+                } else {
+                    let mut alts = Vec::with_capacity(bodies.len());
+                    for (p, body) in spec.text.iter().zip(&bodies) {
+                        alts.push(Prepared::new(format!("(?i-u){body}")).map_err(|e| err(format!("text {p:?}: {e}")))?);
+                    }
+                    index.insert(joined.clone(), patterns.len());
+                    idx.push(patterns.len());
                     patterns.push(joined);
                     alternatives.push(alts);
-                    patterns.len() - 1
-                });
-                idx.push(i);
+                }
             }
             let status = spec.status.iter()
                 .map(|s| StatusPattern::parse(s).ok_or_else(|| err(format!("bad status pattern {s:?}"))))
