@@ -9,7 +9,7 @@
 
 use super::status::{ReplyPattern, StatusCode, StatusPattern};
 use super::verdict::{Class, Fault, Reason};
-use super::matcher::{PatternSet, Prepared};
+use super::matcher::{PatternSet, Prepared, Scan};
 use crate::parse::{Kind, Record};
 use regex::bytes::Regex;
 use serde::Deserialize;
@@ -583,12 +583,19 @@ impl RuleSet {
     pub fn decide(&self, record: &Record) -> Option<Decision<'_>> {
         let facts = Facts::of(record);
         let diag = record.diagnostic.as_bytes();
-        // An empty diagnostic matches no pattern.
-        let scan = (!diag.is_empty()).then(|| self.patterns.scan(diag));
+        // Scanned when a rule first asks about its text (a rule without text, such as
+        // the auto-reply and complaint ones, often decides first). An empty diagnostic
+        // matches no pattern.
+        let scan: std::cell::OnceCell<Option<Scan<'_>>> = std::cell::OnceCell::new();
+        let scanned = || scan.get_or_init(|| (!diag.is_empty()).then(|| self.patterns.scan(diag))).as_ref();
         // Per pattern, once asked: whether it matches.
-        let mut known: Vec<Option<bool>> = vec![None; if scan.is_some() { self.patterns.len() } else { 0 }];
+        let mut known: Vec<Option<bool>> = Vec::new();
         let mut hit = |i: usize| -> bool {
-            let (Some(scan), Some(slot)) = (scan.as_ref(), known.get_mut(i)) else { return false };
+            let Some(scan) = scanned() else { return false };
+            if known.is_empty() {
+                known = vec![None; self.patterns.len()];
+            }
+            let Some(slot) = known.get_mut(i) else { return false };
             *slot.get_or_insert_with(|| scan.is_match(i))
         };
         let (rule, reason, pattern) = self.rules.iter().find_map(|rule| {
@@ -596,7 +603,7 @@ impl RuleSet {
             let reason = rule.reason_for(&facts)?;
             Some((rule, reason, pattern))
         })?;
-        let span = pattern.and_then(|p| scan.as_ref()?.find(p));
+        let span = pattern.and_then(|p| scan.get()?.as_ref()?.find(p));
         Some(Decision { rule, reason, pattern, span })
     }
 
