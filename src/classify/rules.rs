@@ -431,6 +431,49 @@ pub fn merge(
     out
 }
 
+/// The joined pattern of a rule's `text` entries (as `ascii_pattern` rewrites them).
+fn joined_of(bodies: &[String]) -> String {
+    format!("(?i-u){}", bodies.iter().map(|b| format!("(?:{b})")).collect::<Vec<_>>().join("|"))
+}
+
+/// Every distinct text pattern of `specs`, in order of first use, its alternatives
+/// analysed ([`Prepared::new`]); on two threads when there are two cores, since this
+/// is most of a rule set's build and every command waits for it.
+fn prepare_patterns(specs: &[(RuleSpec, String, usize)]) -> Vec<Vec<Result<Prepared, regex::Error>>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut work: Vec<Vec<String>> = Vec::new();
+    for (spec, _, _) in specs {
+        let bodies: Vec<String> = spec.text.iter().map(|p| ascii_pattern(p)).collect();
+        if !bodies.is_empty() && seen.insert(joined_of(&bodies)) {
+            work.push(bodies);
+        }
+    }
+    let analyse = |chunk: &[Vec<String>]| -> Vec<Vec<Result<Prepared, regex::Error>>> {
+        chunk.iter().map(|bodies| bodies.iter().map(|b| Prepared::new(format!("(?i-u){b}"))).collect()).collect()
+    };
+    let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) && work.len() > 8;
+    if !parallel {
+        return analyse(&work);
+    }
+    // Split where half the alternatives lie on each side.
+    let total: usize = work.iter().map(Vec::len).sum();
+    let mut acc = 0;
+    let mid = work.iter().position(|b| {
+        acc += b.len();
+        acc * 2 >= total
+    });
+    let (first, second) = work.split_at(mid.map_or(work.len(), |m| m + 1));
+    std::thread::scope(|s| {
+        let other = std::thread::Builder::new().spawn_scoped(s, || analyse(second));
+        let mut out = analyse(first);
+        match other.ok().and_then(|h| h.join().ok()) {
+            Some(rest) => out.extend(rest),
+            None => out.extend(analyse(second)),
+        }
+        out
+    })
+}
+
 impl RuleSet {
     /// Compiles merged rule specs (spec, file, line).
     pub fn compile(specs: Vec<(RuleSpec, String, usize)>) -> Result<RuleSet, RulesError> {
@@ -439,6 +482,7 @@ impl RuleSet {
         let mut alternatives: Vec<Vec<Prepared>> = Vec::new();
         let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut seen = std::collections::HashSet::new();
+        let mut prepared = prepare_patterns(&specs).into_iter();
         for (spec, file, line) in specs {
             let err = |message: String| RulesError::Rule { file: file.clone(), line, id: spec.id.clone(), message };
             if spec.id.trim().is_empty() {
@@ -459,13 +503,15 @@ impl RuleSet {
             let mut idx = Vec::new();
             let bodies: Vec<String> = spec.text.iter().map(|p| ascii_pattern(p)).collect();
             if !bodies.is_empty() {
-                let joined = format!("(?i-u){}", bodies.iter().map(|b| format!("(?:{b})")).collect::<Vec<_>>().join("|"));
+                let joined = joined_of(&bodies);
                 if let Some(&i) = index.get(&joined) {
                     idx.push(i);
                 } else {
+                    // Analysed in `prepare_patterns`, in this same order of first use.
+                    let results = prepared.next().unwrap_or_default();
                     let mut alts = Vec::with_capacity(bodies.len());
-                    for (p, body) in spec.text.iter().zip(&bodies) {
-                        alts.push(Prepared::new(format!("(?i-u){body}")).map_err(|e| err(format!("text {p:?}: {e}")))?);
+                    for (p, r) in spec.text.iter().zip(results) {
+                        alts.push(r.map_err(|e| err(format!("text {p:?}: {e}")))?);
                     }
                     index.insert(joined.clone(), patterns.len());
                     idx.push(patterns.len());
