@@ -52,6 +52,9 @@ impl Prepared {
     /// analysis cannot read is compiled now, so a bad one fails here with the regex
     /// crate's error (the rest compile on first use; `PatternSet::compile_all` checks).
     pub fn new(pattern: String) -> Result<Prepared, regex::Error> {
+        if let Some(words) = plain_word(&pattern) {
+            return Ok(Prepared { pattern, re: None, words: Some(words), required: None });
+        }
         let Some((hir, flags)) = folded_hir(&pattern, false) else {
             let re = compile(&pattern)?;
             return Ok(Prepared { pattern, re: Some(re), words: None, required: None });
@@ -60,6 +63,26 @@ impl Prepared {
         let required = if words.is_some() { None } else { required_literals_of(&hir, flags) };
         Ok(Prepared { pattern, re: None, words, required })
     }
+}
+
+/// Longest plain literal [`plain_word`] reads itself (the literal extractor truncates
+/// at 100 bytes, making a longer one inexact).
+const MAX_PLAIN: usize = 64;
+
+/// The word of an alternative `(?i-u)LITERAL`, optionally between `(?-u:\b)`s, whose
+/// literal is ASCII without any regex syntax: what [`words_of_hir`] would find, read
+/// without parsing (half the default alternatives are such, and the parse and literal
+/// extraction were most of a rule set's build).
+fn plain_word(pattern: &str) -> Option<(Vec<Vec<u8>>, bool, bool)> {
+    const WB: &str = "(?-u:\\b)";
+    let body = pattern.strip_prefix("(?i-u)")?;
+    let (body, before) = body.strip_prefix(WB).map_or((body, false), |b| (b, true));
+    let (body, after) = body.strip_suffix(WB).map_or((body, false), |b| (b, true));
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b" ,:;'\"/<>@=!%&~_-".contains(&b);
+    if body.is_empty() || body.len() > MAX_PLAIN || !body.bytes().all(plain) {
+        return None;
+    }
+    Some((vec![body.as_bytes().to_ascii_lowercase()], before, after))
 }
 
 /// A literal occurrence of an alternative's word: (alternative, start, end, preference).
@@ -171,7 +194,7 @@ impl PatternSet {
             .map(|alts| alts.iter().map(|b| Prepared::new(format!("(?i-u){b}"))).collect::<Result<Vec<_>, regex::Error>>())
             .collect::<Result<Vec<_>, _>>()?;
         let set = PatternSet::with_alternatives(prepared);
-        (0..set.len()).try_for_each(|p| set.compile_pattern(p).map_err(|(_, e)| e))?;
+        (0..set.len()).try_for_each(|p| set.compile_pattern(p, true).map_err(|(_, e)| e))?;
         Ok(set)
     }
 
@@ -267,12 +290,13 @@ impl PatternSet {
         self.patterns.len()
     }
 
-    /// Compiles every alternative of pattern `p` not compiled yet; the error names the
-    /// alternative (index within the pattern).
-    pub fn compile_pattern(&self, p: usize) -> Result<(), (usize, regex::Error)> {
+    /// Compiles every alternative of pattern `p` not compiled yet (with `all` false,
+    /// only those whose regex can ever run: a word set is decided by the scan alone);
+    /// the error names the alternative (index within the pattern).
+    pub fn compile_pattern(&self, p: usize, all: bool) -> Result<(), (usize, regex::Error)> {
         let Some(range) = self.patterns.get(p) else { return Ok(()) };
         for (i, alt) in self.alts.get(range.clone()).unwrap_or(&[]).iter().enumerate() {
-            if alt.re.get().is_none() {
+            if alt.re.get().is_none() && (all || alt.words.is_none()) {
                 let re = compile(&alt.pattern).map_err(|e| (i, e))?;
                 let _ = alt.re.set(Some(re));
             }
@@ -443,6 +467,25 @@ mod tests {
                 assert_eq!(scan.find(p), re.find(t.as_bytes()).map(|m| (m.start(), m.end())), "{joined} on {t:?}");
             }
         }
+    }
+
+    #[test]
+    fn plain_words_are_read_as_the_parser_reads_them() {
+        for p in ["user unknown", "no such user", "550 5 1 1", "a", "don't-<x>@y=z!%&~_,:;/", "\\bunknown\\b", "\\bdnsbl", "spam\\b"] {
+            let body = rules_ascii(p);
+            let pattern = format!("(?i-u){body}");
+            let fast = plain_word(&pattern);
+            assert!(fast.is_some(), "{pattern}");
+            assert_eq!(fast, words_of(&pattern), "{pattern}");
+        }
+        for p in ["550 5.1.1", "a|b", "(a)", "a\\d", "\\b\\b", "", "é"] {
+            assert_eq!(plain_word(&format!("(?i-u){}", rules_ascii(p))), None, "{p}");
+        }
+    }
+
+    /// `\b` as the rules loader rewrites it.
+    fn rules_ascii(p: &str) -> String {
+        p.replace("\\b", "(?-u:\\b)")
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use super::status::{ReplyPattern, StatusCode, StatusPattern};
 use super::verdict::{Class, Fault, Reason};
-use super::matcher::{PatternSet, Prepared};
+use super::matcher::{PatternSet, Prepared, Scan};
 use crate::parse::{Kind, Record};
 use regex::bytes::Regex;
 use serde::Deserialize;
@@ -431,6 +431,49 @@ pub fn merge(
     out
 }
 
+/// The joined pattern of a rule's `text` entries (as `ascii_pattern` rewrites them).
+fn joined_of(bodies: &[String]) -> String {
+    format!("(?i-u){}", bodies.iter().map(|b| format!("(?:{b})")).collect::<Vec<_>>().join("|"))
+}
+
+/// Every distinct text pattern of `specs`, in order of first use, its alternatives
+/// analysed ([`Prepared::new`]); on two threads when there are two cores, since this
+/// is most of a rule set's build and every command waits for it.
+fn prepare_patterns(specs: &[(RuleSpec, String, usize)]) -> Vec<Vec<Result<Prepared, regex::Error>>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut work: Vec<Vec<String>> = Vec::new();
+    for (spec, _, _) in specs {
+        let bodies: Vec<String> = spec.text.iter().map(|p| ascii_pattern(p)).collect();
+        if !bodies.is_empty() && seen.insert(joined_of(&bodies)) {
+            work.push(bodies);
+        }
+    }
+    let analyse = |chunk: &[Vec<String>]| -> Vec<Vec<Result<Prepared, regex::Error>>> {
+        chunk.iter().map(|bodies| bodies.iter().map(|b| Prepared::new(format!("(?i-u){b}"))).collect()).collect()
+    };
+    let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) && work.len() > 8;
+    if !parallel {
+        return analyse(&work);
+    }
+    // Split where half the alternatives lie on each side.
+    let total: usize = work.iter().map(Vec::len).sum();
+    let mut acc = 0;
+    let mid = work.iter().position(|b| {
+        acc += b.len();
+        acc * 2 >= total
+    });
+    let (first, second) = work.split_at(mid.map_or(work.len(), |m| m + 1));
+    std::thread::scope(|s| {
+        let other = std::thread::Builder::new().spawn_scoped(s, || analyse(second));
+        let mut out = analyse(first);
+        match other.ok().and_then(|h| h.join().ok()) {
+            Some(rest) => out.extend(rest),
+            None => out.extend(analyse(second)),
+        }
+        out
+    })
+}
+
 impl RuleSet {
     /// Compiles merged rule specs (spec, file, line).
     pub fn compile(specs: Vec<(RuleSpec, String, usize)>) -> Result<RuleSet, RulesError> {
@@ -439,6 +482,7 @@ impl RuleSet {
         let mut alternatives: Vec<Vec<Prepared>> = Vec::new();
         let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut seen = std::collections::HashSet::new();
+        let mut prepared = prepare_patterns(&specs).into_iter();
         for (spec, file, line) in specs {
             let err = |message: String| RulesError::Rule { file: file.clone(), line, id: spec.id.clone(), message };
             if spec.id.trim().is_empty() {
@@ -455,23 +499,25 @@ impl RuleSet {
             // One pattern per rule (its alternatives, matched as if joined). Each
             // alternative is checked here, where an error can name the rule; its regex
             // is compiled on first use (`compile_regexes` compiles them all).
+            // A pattern seen before (same alternatives) was checked then.
             let mut idx = Vec::new();
-            let mut bodies = Vec::new();
-            let mut alts = Vec::new();
-            for p in &spec.text {
-                let body = ascii_pattern(p);
-                let prepared = Prepared::new(format!("(?i-u){body}")).map_err(|e| err(format!("text {p:?}: {e}")))?;
-                bodies.push(format!("(?:{body})"));
-                alts.push(prepared);
-            }
+            let bodies: Vec<String> = spec.text.iter().map(|p| ascii_pattern(p)).collect();
             if !bodies.is_empty() {
-                let joined = format!("(?i-u){}", bodies.join("|"));
-                let i = *index.entry(joined.clone()).or_insert_with(|| {
+                let joined = joined_of(&bodies);
+                if let Some(&i) = index.get(&joined) {
+                    idx.push(i);
+                } else {
+                    // Analysed in `prepare_patterns`, in this same order of first use.
+                    let results = prepared.next().unwrap_or_default();
+                    let mut alts = Vec::with_capacity(bodies.len());
+                    for (p, r) in spec.text.iter().zip(results) {
+                        alts.push(r.map_err(|e| err(format!("text {p:?}: {e}")))?);
+                    }
+                    index.insert(joined.clone(), patterns.len());
+                    idx.push(patterns.len());
                     patterns.push(joined);
                     alternatives.push(alts);
-                    patterns.len() - 1
-                });
-                idx.push(i);
+                }
             }
             let status = spec.status.iter()
                 .map(|s| StatusPattern::parse(s).ok_or_else(|| err(format!("bad status pattern {s:?}"))))
@@ -518,10 +564,10 @@ impl RuleSet {
 
     /// Compiles the text patterns of the rules `which` selects now (they are otherwise
     /// compiled on first use); the error names the rule and the text.
-    fn compile_regexes_of(&self, which: impl Fn(&Rule) -> bool) -> Result<(), RulesError> {
+    fn compile_regexes_of(&self, which: impl Fn(&Rule) -> bool, all: bool) -> Result<(), RulesError> {
         for rule in self.rules.iter().filter(|r| which(r)) {
             for &p in &rule.patterns {
-                self.patterns.compile_pattern(p).map_err(|(alt, e)| RulesError::Rule {
+                self.patterns.compile_pattern(p, all).map_err(|(alt, e)| RulesError::Rule {
                     file: rule.origin.0.clone(),
                     line: rule.origin.1,
                     id: rule.spec.id.clone(),
@@ -535,12 +581,14 @@ impl RuleSet {
     /// Compiles every rule's text patterns now (checks; benchmarks that time matching
     /// alone): what would otherwise happen on first use.
     pub fn compile_regexes(&self) -> Result<(), RulesError> {
-        self.compile_regexes_of(|_| true)
+        self.compile_regexes_of(|_| true, true)
     }
 
-    /// Prepares for a long run: every regex compiled (otherwise each is on first use).
+    /// Prepares for a long run: every regex that can run compiled (otherwise each is
+    /// on first use). A word-set alternative is decided by the literal scan and never
+    /// runs its regex: compiling those was 95 % of a server's start-up.
     pub fn prepare(&self) -> Result<(), RulesError> {
-        self.compile_regexes()
+        self.compile_regexes_of(|_| true, false)
     }
 
     /// Loads the embedded defaults plus an optional operator file (name, text).
@@ -562,7 +610,7 @@ impl RuleSet {
         // An operator's patterns are new: compile them now so a bad one (too big) fails
         // at load, not silently at first use. The defaults are checked by the tests.
         if let Some((name, _)) = operator {
-            set.compile_regexes_of(|r| r.origin.0 == name)?;
+            set.compile_regexes_of(|r| r.origin.0 == name, true)?;
         }
         Ok(set)
     }
@@ -581,12 +629,19 @@ impl RuleSet {
     pub fn decide(&self, record: &Record) -> Option<Decision<'_>> {
         let facts = Facts::of(record);
         let diag = record.diagnostic.as_bytes();
-        // An empty diagnostic matches no pattern.
-        let scan = (!diag.is_empty()).then(|| self.patterns.scan(diag));
+        // Scanned when a rule first asks about its text (a rule without text, such as
+        // the auto-reply and complaint ones, often decides first). An empty diagnostic
+        // matches no pattern.
+        let scan: std::cell::OnceCell<Option<Scan<'_>>> = std::cell::OnceCell::new();
+        let scanned = || scan.get_or_init(|| (!diag.is_empty()).then(|| self.patterns.scan(diag))).as_ref();
         // Per pattern, once asked: whether it matches.
-        let mut known: Vec<Option<bool>> = vec![None; if scan.is_some() { self.patterns.len() } else { 0 }];
+        let mut known: Vec<Option<bool>> = Vec::new();
         let mut hit = |i: usize| -> bool {
-            let (Some(scan), Some(slot)) = (scan.as_ref(), known.get_mut(i)) else { return false };
+            let Some(scan) = scanned() else { return false };
+            if known.is_empty() {
+                known = vec![None; self.patterns.len()];
+            }
+            let Some(slot) = known.get_mut(i) else { return false };
             *slot.get_or_insert_with(|| scan.is_match(i))
         };
         let (rule, reason, pattern) = self.rules.iter().find_map(|rule| {
@@ -594,7 +649,7 @@ impl RuleSet {
             let reason = rule.reason_for(&facts)?;
             Some((rule, reason, pattern))
         })?;
-        let span = pattern.and_then(|p| scan.as_ref()?.find(p));
+        let span = pattern.and_then(|p| scan.get()?.as_ref()?.find(p));
         Some(Decision { rule, reason, pattern, span })
     }
 
