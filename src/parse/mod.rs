@@ -34,7 +34,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
         return pm;
     }
     // The addresses that are never the failed recipient, for every reader below.
-    let exclude = mta::generic::excluded(&ctx, &orig_headers);
+    let exclude = mta::generic::Excluded::new(&ctx, &orig_headers);
     let mut records = dsn_records(&ctx, &exclude);
     mta::domino::refine(&ctx, &mut records);
     mta::mcafee::refine(&ctx, &mut records);
@@ -70,7 +70,7 @@ fn parse_at_depth(raw: &[u8], depth: usize) -> ParsedMessage {
 }
 
 /// Records from the delivery-status parts, completed from the report text.
-fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
+fn dsn_records(ctx: &Context, exclude: &mta::generic::Excluded) -> Vec<Record> {
     let mut out = Vec::new();
     // Some MTAs put the delivery-status fields in the text part.
     let inline: Option<&str> = (ctx.dsn.is_empty() && dsn::has_recipient_fields(&ctx.text)).then_some(ctx.text.as_str());
@@ -121,7 +121,7 @@ fn dsn_records(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
             // finds there only adds to a diagnostic when it holds an enhanced code, and
             // a text without "d.d.d" anywhere cannot give one (its lines are only joined).
             if (diag.is_empty() || code.is_none() && text::is_generic_status(&rr.status)) && (diag.is_empty() || may_hold_status(&report.text)) {
-                let from_text = mta::generic::scan(report, exclude, std::slice::from_ref(&r.recipient), false);
+                let from_text = mta::generic::scan(report, exclude.get(), std::slice::from_ref(&r.recipient), false);
                 if let Some(t) = from_text.into_iter().next().filter(|t| text::status_in_text(&t.diagnostic).is_some() || diag.is_empty()) {
                     diag = if diag.is_empty() { t.diagnostic } else { format!("{diag} {}", t.diagnostic) };
                     source = "report text near the recipient";

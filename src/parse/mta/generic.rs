@@ -281,15 +281,31 @@ fn paragraph(lines: &[&str], i: usize) -> String {
 }
 
 /// Addresses that are never the failed recipient: the bounce's own addressee (the
-/// original sender) and the original's sender headers.
-pub fn excluded<'a>(ctx: &'a Context, orig_headers: &'a crate::parse::mime::Headers) -> Vec<&'a str> {
-    let mut ex = Vec::new();
-    for v in [ctx.headers.get_or_empty("to"), ctx.headers.get_or_empty("from"), orig_headers.get_or_empty("from"), orig_headers.get_or_empty("return-path"), orig_headers.get_or_empty("sender")] {
-        for f in text::addresses(v) {
-            ex.push(f.addr);
-        }
+/// original sender) and the original's sender headers, read on first use (most
+/// messages are decided by their delivery-status part and never ask).
+pub struct Excluded<'a> {
+    ctx: &'a Context,
+    orig_headers: &'a crate::parse::mime::Headers,
+    found: std::cell::OnceCell<Vec<&'a str>>,
+}
+
+impl<'a> Excluded<'a> {
+    /// The excluded addresses of a message and its returned original's headers.
+    pub fn new(ctx: &'a Context, orig_headers: &'a crate::parse::mime::Headers) -> Self {
+        Excluded { ctx, orig_headers, found: std::cell::OnceCell::new() }
     }
-    ex
+
+    /// The addresses (found the first time this is asked).
+    pub fn get(&self) -> &[&'a str] {
+        self.found.get_or_init(|| {
+            let (h, o) = (&self.ctx.headers, self.orig_headers);
+            let mut ex = Vec::new();
+            for v in [h.get_or_empty("to"), h.get_or_empty("from"), o.get_or_empty("from"), o.get_or_empty("return-path"), o.get_or_empty("sender")] {
+                ex.extend(text::addresses(v).map(|f| f.addr));
+            }
+            ex
+        })
+    }
 }
 
 /// Bytes of the report text read as one text when nothing nearer a recipient says why.

@@ -47,9 +47,9 @@ static BOUNCE_TEXT: LazyLock<crate::parse::gate::Folded> = LazyLock::new(|| {
     crate::parse::text::folded(r#"(?i)could not be delivered|undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:error|fail)|invalid (?:user|recipient|final delivery)|no such (?:user|mailbox)|unable to deliver|wasn't able to deliver|was not delivered|not be delivered|delivery to the following|"notificationtype"\s*:"#).expect("regex") // ok: constant pattern, compiled by the unit tests
 });
 
-/// Records read from the report text when no delivery-status part gave any; `exclude`
-/// is [`generic::excluded`].
-pub fn scan(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
+/// Records read from the report text when no delivery-status part gave any (never one
+/// for an `exclude`d address unless it is the only one).
+pub fn scan(ctx: &Context, exclude: &generic::Excluded) -> Vec<Record> {
     let known: Vec<String> = ctx
         .headers
         .get_all("x-failed-recipients")
@@ -61,13 +61,13 @@ pub fn scan(ctx: &Context, exclude: &[&str]) -> Vec<Record> {
     if let Some(r) = fml::parse(ctx) {
         return r;
     }
-    let mut records = generic::scan(ctx, exclude, &known, true);
+    let mut records = generic::scan(ctx, exclude.get(), &known, true);
     google::refine(ctx, &mut records);
     records
 }
 
 /// Last resort: nothing in the report names the recipient, the original's To does.
-pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &[&str]) -> Vec<Record> {
+pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &generic::Excluded) -> Vec<Record> {
     if ctx.original.is_none() {
         return Vec::new();
     }
@@ -75,5 +75,5 @@ pub fn scan_original_to(ctx: &Context, orig: &Headers, exclude: &[&str]) -> Vec<
     if to.is_empty() || to.len() > 3 {
         return Vec::new();
     }
-    generic::scan(ctx, exclude, &to, false)
+    generic::scan(ctx, exclude.get(), &to, false)
 }
