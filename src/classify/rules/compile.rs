@@ -78,24 +78,38 @@ fn joined_of(bodies: &[String]) -> String {
     format!("(?i-u){}", bodies.iter().map(|b| format!("(?:{b})")).collect::<Vec<_>>().join("|"))
 }
 
-/// Every distinct text pattern of `specs`, in order of first use, its alternatives
-/// analysed ([`Prepared::new`]); on two threads when there are two cores, since this
-/// is most of a rule set's build and every command waits for it.
-fn prepare_patterns(specs: &[(RuleSpec, String, usize)]) -> Vec<Vec<Result<Prepared, regex::Error>>> {
-    let mut seen = std::collections::HashSet::new();
+/// Each spec's text pattern (index among the distinct ones, in order of first use;
+/// None without text) and every distinct pattern's alternatives analysed
+/// ([`Prepared::new`]); on two threads when there are two cores, since this is most of
+/// a rule set's build and every command waits for it.
+fn prepare_patterns(specs: &[(RuleSpec, String, usize)]) -> (Vec<Option<usize>>, Vec<Vec<Result<Prepared, regex::Error>>>) {
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut work: Vec<Vec<String>> = Vec::new();
+    let mut slots = Vec::with_capacity(specs.len());
     for (spec, _, _) in specs {
+        if spec.text.is_empty() {
+            slots.push(None);
+            continue;
+        }
         let bodies: Vec<String> = spec.text.iter().map(|p| ascii_pattern(p)).collect();
-        if !bodies.is_empty() && seen.insert(joined_of(&bodies)) {
+        let next = work.len();
+        let slot = *index.entry(joined_of(&bodies)).or_insert(next);
+        if slot == next {
             work.push(bodies);
         }
+        slots.push(Some(slot));
     }
+    (slots, analyse_patterns(&work))
+}
+
+/// [`Prepared::new`] for every alternative of `work`, in order.
+fn analyse_patterns(work: &[Vec<String>]) -> Vec<Vec<Result<Prepared, regex::Error>>> {
     let analyse = |chunk: &[Vec<String>]| -> Vec<Vec<Result<Prepared, regex::Error>>> {
         chunk.iter().map(|bodies| bodies.iter().map(|b| Prepared::new(format!("(?i-u){b}"))).collect()).collect()
     };
     let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) && work.len() > 8;
     if !parallel {
-        return analyse(&work);
+        return analyse(work);
     }
     // Split where half the alternatives lie on each side.
     let total: usize = work.iter().map(Vec::len).sum();
@@ -120,12 +134,11 @@ impl RuleSet {
     /// Compiles merged rule specs (spec, file, line).
     pub fn compile(specs: Vec<(RuleSpec, String, usize)>) -> Result<RuleSet, RulesError> {
         let mut rules = Vec::with_capacity(specs.len());
-        let mut patterns: Vec<String> = Vec::new();
         let mut alternatives: Vec<Vec<Prepared>> = Vec::new();
-        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut seen = std::collections::HashSet::new();
-        let mut prepared = prepare_patterns(&specs).into_iter();
-        for (spec, file, line) in specs {
+        let (slots, prepared) = prepare_patterns(&specs);
+        let mut prepared = prepared.into_iter();
+        for ((spec, file, line), slot) in specs.into_iter().zip(slots) {
             let err = |message: String| RulesError::Rule { file: file.clone(), line, id: spec.id.clone(), message };
             if spec.id.trim().is_empty() {
                 return Err(err("empty id".into()));
@@ -143,23 +156,17 @@ impl RuleSet {
             // is compiled on first use (`compile_regexes` compiles them all).
             // A pattern seen before (same alternatives) was checked then.
             let mut idx = Vec::new();
-            let bodies: Vec<String> = spec.text.iter().map(|p| ascii_pattern(p)).collect();
-            if !bodies.is_empty() {
-                let joined = joined_of(&bodies);
-                if let Some(&i) = index.get(&joined) {
-                    idx.push(i);
-                } else {
-                    // Analysed in `prepare_patterns`, in this same order of first use.
+            if let Some(i) = slot {
+                if i == alternatives.len() {
+                    // First use: analysed in `prepare_patterns`, in this same order.
                     let results = prepared.next().unwrap_or_default();
-                    let mut alts = Vec::with_capacity(bodies.len());
+                    let mut alts = Vec::with_capacity(spec.text.len());
                     for (p, r) in spec.text.iter().zip(results) {
                         alts.push(r.map_err(|e| err(format!("text {p:?}: {e}")))?);
                     }
-                    index.insert(joined.clone(), patterns.len());
-                    idx.push(patterns.len());
-                    patterns.push(joined);
                     alternatives.push(alts);
                 }
+                idx.push(i);
             }
             let status = spec.status.iter()
                 .map(|s| StatusPattern::parse(s).ok_or_else(|| err(format!("bad status pattern {s:?}"))))
