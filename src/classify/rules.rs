@@ -17,6 +17,7 @@ pub use compile::Rule;
 #[cfg(test)]
 pub(crate) use decide::Facts;
 pub use decide::Decision;
+pub(crate) use decide::excerpt;
 pub use examples::{example_record, ExampleFailure};
 pub use spec::{expand_lists, merge, parse_specs, Example, ExampleSpec, Lists, RuleSpec};
 
@@ -45,6 +46,9 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     /// The distinct text patterns (a rule's `text` entries are one pattern).
     patterns: PatternSet,
+    /// Per record kind (index in `KINDS`) and severity (`2 * kind + temporary`): the
+    /// rules whose `kind` and `severity` admit it, in order.
+    candidates: Vec<Vec<u32>>,
 }
 
 impl RuleSet {
@@ -74,7 +78,7 @@ impl RuleSet {
 
     /// A set with no rules (everything is undefined).
     pub fn empty() -> RuleSet {
-        RuleSet { rules: Vec::new(), patterns: PatternSet::empty() }
+        RuleSet::new(Vec::new(), PatternSet::empty())
     }
 
     /// The rules in evaluation order.

@@ -208,7 +208,25 @@ impl RuleSet {
             });
         }
         let patterns = PatternSet::with_alternatives(alternatives);
-        Ok(RuleSet { rules, patterns })
+        Ok(RuleSet::new(rules, patterns))
+    }
+
+    /// The set of `rules` over `patterns`, with its per-kind candidate lists.
+    pub(super) fn new(rules: Vec<Rule>, patterns: PatternSet) -> RuleSet {
+        let candidates = (0..KINDS.len() * 2)
+            .map(|slot| {
+                let (kind, temporary) = (KINDS.get(slot / 2).copied(), slot % 2 == 1);
+                (0..rules.len() as u32)
+                    .filter(|&i| {
+                        rules.get(i as usize).is_some_and(|r| {
+                            (r.kind.is_empty() || kind.is_some_and(|k| r.kind.contains(&k)))
+                                && r.temporary.is_none_or(|t| t == temporary)
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        RuleSet { rules, patterns, candidates }
     }
 
     /// Compiles the text patterns of the rules `which` selects now (they are otherwise

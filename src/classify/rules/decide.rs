@@ -1,7 +1,7 @@
 //! First-match-wins evaluation: what a record offers the matchers ([`Facts`]), whether
 //! a rule applies, and the rule that decides.
 
-use super::compile::{ReasonSpec, Rule};
+use super::compile::{ReasonSpec, Rule, KINDS};
 use super::RuleSet;
 use super::super::matcher::Scan;
 use super::super::status::StatusCode;
@@ -14,7 +14,9 @@ use std::borrow::Cow;
 pub(crate) struct Facts<'a> {
     pub(crate) status: Option<StatusCode>,
     pub(crate) temporary: bool,
-    pub(crate) command: Cow<'static, str>,
+    /// The SMTP command, found on first use: few rules ask, and reading it from the
+    /// text runs regexes.
+    command: std::cell::OnceCell<Cow<'static, str>>,
     pub(crate) record: &'a Record,
     /// Remote and reporting MTA, trimmed, without a final dot (for host matchers,
     /// which ignore ASCII case).
@@ -34,13 +36,27 @@ impl<'a> Facts<'a> {
     pub(crate) fn of(record: &'a Record) -> Facts<'a> {
         let status = StatusCode::parse(&record.status);
         let temporary = temporary_of(status, record);
-        let mut command = normalize_command(&record.smtp_command);
-        if command.is_empty() {
-            command = Cow::Borrowed(command_in_text(&record.diagnostic));
-        }
         let host = |h: &'a str| h.trim().trim_end_matches('.');
+        let command = std::cell::OnceCell::new();
         Facts { status, temporary, command, record, hosts: [host(&record.remote_mta), host(&record.reporting_mta)] }
     }
+
+    /// The SMTP command the error answered (upper case; "" when unknown).
+    pub(crate) fn command(&self) -> &str {
+        self.command.get_or_init(|| {
+            let command = normalize_command(&self.record.smtp_command);
+            if command.is_empty() {
+                Cow::Borrowed(command_in_text(&self.record.diagnostic))
+            } else {
+                command
+            }
+        })
+    }
+}
+
+/// The index of `kind` in [`KINDS`] (rules keep per-kind candidate lists).
+pub(super) fn kind_index(kind: Kind) -> usize {
+    KINDS.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// The SMTP command an error text names when the parser could not tell ("in reply to
@@ -118,28 +134,21 @@ impl Rule {
         }
     }
 
-    /// Whether the rule applies; `hit` says whether a pattern matches the diagnostic.
+    /// Whether the rule applies to a record of its kinds and severity (see
+    /// `RuleSet::candidates`); `hit` says whether a pattern matches the diagnostic.
     /// Returns the pattern that matched (None for a rule without text).
     fn applies(&self, f: &Facts, hit: &mut impl FnMut(usize) -> bool) -> Option<Option<usize>> {
         let r = f.record;
-        if !self.kind.is_empty() && !self.kind.contains(&r.kind) {
-            return None;
-        }
-        if let Some(t) = self.temporary {
-            if t != f.temporary {
-                return None;
-            }
-        }
         if !self.status.is_empty() && !f.status.is_some_and(|s| self.status.iter().any(|p| p.matches(s))) {
             return None;
         }
         if !self.reply.is_empty() && !r.reply_code.is_some_and(|c| self.reply.iter().any(|p| p.matches(c))) {
             return None;
         }
-        if !self.command.is_empty() && !self.command.iter().any(|c| *c == *f.command) {
+        if !self.command.is_empty() && !self.command.iter().any(|c| c == f.command()) {
             return None;
         }
-        if self.not_command.iter().any(|c| *c == *f.command) {
+        if !self.not_command.is_empty() && self.not_command.iter().any(|c| c == f.command()) {
             return None;
         }
         if !self.hint.is_empty() {
@@ -179,17 +188,39 @@ impl RuleSet {
         // matches no pattern.
         let scan: std::cell::OnceCell<Option<Scan<'_>>> = std::cell::OnceCell::new();
         let scanned = || scan.get_or_init(|| (!diag.is_empty()).then(|| self.patterns.scan(diag))).as_ref();
-        // Per pattern, once asked: whether it matches.
-        let mut known: Vec<Option<bool>> = Vec::new();
+        // Per pattern, once asked: whether it matches (bits: asked, then answers; on
+        // the stack for up to 256 patterns).
+        let words = self.patterns.len().div_ceil(64);
+        let mut small = [0u64; 8];
+        let mut big: Vec<u64>;
+        let memo: &mut [u64] = match small.get_mut(..2 * words) {
+            Some(m) => m,
+            None => {
+                big = vec![0u64; 2 * words];
+                &mut big
+            }
+        };
         let mut hit = |i: usize| -> bool {
             let Some(scan) = scanned() else { return false };
-            if known.is_empty() {
-                known = vec![None; self.patterns.len()];
+            let (w, bit) = (i / 64, 1u64 << (i % 64));
+            let Some(asked) = memo.get(w).copied() else { return false };
+            if asked & bit != 0 {
+                return memo.get(words + w).is_some_and(|a| a & bit != 0);
             }
-            let Some(slot) = known.get_mut(i) else { return false };
-            *slot.get_or_insert_with(|| scan.is_match(i))
+            let answer = scan.is_match(i);
+            if let Some(a) = memo.get_mut(w) {
+                *a |= bit;
+            }
+            if let (true, Some(a)) = (answer, memo.get_mut(words + w)) {
+                *a |= bit;
+            }
+            answer
         };
-        let (rule, reason, pattern) = self.rules.iter().find_map(|rule| {
+        // Only the rules for this kind and severity (in order) are tried.
+        let slot = kind_index(record.kind) * 2 + usize::from(facts.temporary);
+        let candidates = self.candidates.get(slot).map(Vec::as_slice).unwrap_or(&[]);
+        let (rule, reason, pattern) = candidates.iter().find_map(|&i| {
+            let rule = self.rules.get(i as usize)?;
             let pattern = rule.applies(&facts, &mut hit)?;
             let reason = rule.reason_for(&facts)?;
             Some((rule, reason, pattern))
@@ -204,13 +235,21 @@ impl RuleSet {
         self.patterns
             .scan(hay)
             .find(pattern)
-            .and_then(|(s, e)| hay.get(s..e))
-            .map(|m| String::from_utf8_lossy(m).chars().take(200).collect())
+            .map(|span| excerpt(haystack, span))
             .unwrap_or_default()
     }
 
     /// Facts the record offers (status class etc.), for the verdict.
     pub(crate) fn is_temporary(record: &Record) -> bool {
         temporary_of(StatusCode::parse(&record.status), record)
+    }
+}
+
+/// The text at `span` of `text`, at most 200 characters (lossy at a split character).
+pub(crate) fn excerpt(text: &str, (start, end): (usize, usize)) -> String {
+    match text.get(start..end) {
+        // Whole characters, and no more than 200 of them: the text itself.
+        Some(t) if t.len() <= 200 => t.to_string(),
+        _ => text.as_bytes().get(start..end).map(|m| String::from_utf8_lossy(m).chars().take(200).collect()).unwrap_or_default(),
     }
 }
