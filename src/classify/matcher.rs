@@ -416,6 +416,12 @@ impl Scan<'_> {
         self.hit_patterns.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0)
     }
 
+    /// Whether pattern `p` may match: the scan saw one of its literals, or it has an
+    /// alternative that runs without one. (False means [`Scan::is_match`] is false.)
+    pub fn may_match(&self, p: usize) -> bool {
+        self.was_hit(p) || !self.needs_hit(p)
+    }
+
     /// Whether pattern `p` matches.
     pub fn is_match(&self, p: usize) -> bool {
         let Some(alts) = self.set.patterns.get(p) else { return false };

@@ -47,9 +47,13 @@ pub struct RuleSet {
     /// The distinct text patterns (a rule's `text` entries are one pattern).
     patterns: PatternSet,
     /// Per record kind (index in `KINDS`) and severity (`2 * kind + temporary`): the
-    /// rules whose `kind` and `severity` admit it, in order.
-    candidates: Vec<Vec<u32>>,
+    /// rules whose `kind` and `severity` admit it, in order, each with its text pattern
+    /// (`NO_PATTERN` for none), so a rule the scan rules out costs one bit test.
+    candidates: Vec<Vec<(u32, u32)>>,
 }
+
+/// A rule without a text pattern (in `RuleSet::candidates`).
+const NO_PATTERN: u32 = u32::MAX;
 
 impl RuleSet {
     /// Loads the embedded defaults plus an optional operator file (name, text).

@@ -216,12 +216,15 @@ impl RuleSet {
         let candidates = (0..KINDS.len() * 2)
             .map(|slot| {
                 let (kind, temporary) = (KINDS.get(slot / 2).copied(), slot % 2 == 1);
-                (0..rules.len() as u32)
-                    .filter(|&i| {
-                        rules.get(i as usize).is_some_and(|r| {
-                            (r.kind.is_empty() || kind.is_some_and(|k| r.kind.contains(&k)))
-                                && r.temporary.is_none_or(|t| t == temporary)
-                        })
+                rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| {
+                        (r.kind.is_empty() || kind.is_some_and(|k| r.kind.contains(&k))) && r.temporary.is_none_or(|t| t == temporary)
+                    })
+                    .map(|(i, r)| match r.patterns.as_slice() {
+                        [p] => (i as u32, *p as u32),
+                        _ => (i as u32, super::NO_PATTERN),
                     })
                     .collect()
             })

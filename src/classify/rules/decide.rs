@@ -219,7 +219,12 @@ impl RuleSet {
         // Only the rules for this kind and severity (in order) are tried.
         let slot = kind_index(record.kind) * 2 + usize::from(facts.temporary);
         let candidates = self.candidates.get(slot).map(Vec::as_slice).unwrap_or(&[]);
-        let (rule, reason, pattern) = candidates.iter().find_map(|&i| {
+        let (rule, reason, pattern) = candidates.iter().find_map(|&(i, p)| {
+            // A rule whose pattern cannot match this text (none of its literals are in
+            // it) is passed over without asking its other matchers.
+            if p != super::NO_PATTERN && !scanned().is_some_and(|scan| scan.may_match(p as usize)) {
+                return None;
+            }
             let rule = self.rules.get(i as usize)?;
             let pattern = rule.applies(&facts, &mut hit)?;
             let reason = rule.reason_for(&facts)?;
