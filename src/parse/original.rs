@@ -34,8 +34,13 @@ pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
         x_headers: Vec::new(),
     };
     for (n, v) in h.iter() {
-        if keep_x_header(n) && o.x_headers.len() < 32 {
-            o.x_headers.push((n.to_string(), text::prefix(v, 512).to_string()));
+        // Names come as written: only an X- one is lower-cased (and kept, or not).
+        if !n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")) || o.x_headers.len() >= 32 {
+            continue;
+        }
+        let n = n.to_ascii_lowercase();
+        if keep_x_header(&n) {
+            o.x_headers.push((n, text::prefix(v, 512).to_string()));
         }
     }
     (o, h)

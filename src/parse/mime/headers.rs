@@ -3,53 +3,107 @@
 /// Most header fields read from one header block; the rest are ignored.
 const MAX_FIELDS: usize = 512;
 
-/// Header fields of one entity: lower-cased names, unfolded values, in order. The
-/// block is copied once (names lower-cased in place) and fields are ranges into it;
-/// folded values are unfolded into a second buffer. Two allocations for the text
-/// (one when nothing is folded), one for the index.
+/// Header fields of one entity: names as written, unfolded values, in order. The
+/// block is copied once and fields are ranges into it; folded values are unfolded
+/// into a second buffer. Two allocations for the text (one when nothing is folded),
+/// one for the index. Names are matched without regard to case through a key made
+/// of their first eight bytes, lower-cased, taken while the block is read.
 #[derive(Debug, Default, Clone)]
 pub struct Headers {
     /// The header block.
     buf: String,
     /// Unfolded values of folded fields.
     folded: String,
-    /// (name start, name end, value start, value end) into `buf`; a value range with
-    /// the top bit set is into `folded`.
-    fields: Vec<(u32, u32, u32, u32)>,
+    /// The fields, in order.
+    fields: Vec<Field>,
 }
 
-/// Bytes that may stand in a field name (printable ASCII but ':').
-static NAME_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 33;
-    while b < 127 {
-        t[b] = b != b':' as usize;
-        b += 1;
-    }
-    t
-};
+/// One field: ranges into `Headers::buf` (a value range with the top bit set is
+/// into `Headers::folded`) and its name key.
+#[derive(Debug, Default, Clone, Copy)]
+struct Field {
+    name_start: u32,
+    name_end: u32,
+    value_start: u32,
+    value_end: u32,
+    /// The first eight bytes of the name, lower case, little-endian (zero padded).
+    key: u64,
+}
 
 /// Marks a value range that is into `Headers::folded`.
 const FOLDED: u32 = 1 << 31;
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes of `b` at `i` as a little-endian word, if there are eight.
+fn word(b: &[u8], i: usize) -> Option<u64> {
+    let chunk: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// The high bit of each byte of `w` below `n` (`n` at most 0x80). Only the lowest
+/// flag is exact (a borrow may flag a byte above), which is all a forward scan reads.
+fn bytes_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(LO.wrapping_mul(u64::from(n))) & !w & HI
+}
+
+/// The high bit of each byte of `w` that may not stand in a field name (a control
+/// byte, a space, ':', DEL or a non-ASCII byte); the lowest flag is exact.
+fn not_name_bytes(w: u64) -> u64 {
+    bytes_below(w, 0x21) | (w & HI) | bytes_below(w ^ LO.wrapping_mul(0x3a), 1) | bytes_below(w ^ LO.wrapping_mul(0x7f), 1)
+}
+
+/// `w` with its ASCII capitals lower-cased (bytes below 0x80 are exact; a byte at or
+/// above it may disturb the bytes above it only).
+fn lower_word(w: u64) -> u64 {
+    let upper = w.wrapping_add(LO.wrapping_mul(0x80 - 0x41)) & !w.wrapping_add(LO.wrapping_mul(0x80 - 0x5b)) & HI;
+    w | (upper >> 2)
+}
+
+/// The key of a name whose first bytes (up to eight) `w` holds.
+fn key_of(w: u64, len: usize) -> u64 {
+    let keep = if len >= 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
+    lower_word(w) & keep
+}
+
+/// The key of a name given as text.
+fn key_of_name(name: &str) -> u64 {
+    let mut chunk = [0u8; 8];
+    for (c, b) in chunk.iter_mut().zip(name.bytes()) {
+        *c = b;
+    }
+    key_of(u64::from_le_bytes(chunk), name.len())
+}
+
 impl Headers {
-    fn name(&self, f: &(u32, u32, u32, u32)) -> &str {
-        self.buf.get(f.0 as usize..f.1 as usize).unwrap_or("")
+    #[inline]
+    fn name(&self, f: &Field) -> &str {
+        self.buf.get(f.name_start as usize..f.name_end as usize).unwrap_or("")
     }
 
-    fn value(&self, f: &(u32, u32, u32, u32)) -> &str {
-        let v = if f.2 & FOLDED != 0 {
-            self.folded.get((f.2 & !FOLDED) as usize..(f.3 & !FOLDED) as usize)
+    fn value(&self, f: &Field) -> &str {
+        let v = if f.value_start & FOLDED != 0 {
+            self.folded.get((f.value_start & !FOLDED) as usize..(f.value_end & !FOLDED) as usize)
         } else {
-            self.buf.get(f.2 as usize..f.3 as usize)
+            self.buf.get(f.value_start as usize..f.value_end as usize)
         };
         v.unwrap_or("")
     }
 
-    /// The first value of field `name` (lower case), if present.
+    /// Whether field `f` is named `name` (any case) whose key is `key`.
+    #[inline]
+    fn is_named(&self, f: &Field, name: &str, key: u64) -> bool {
+        // Length and key first: most fields are ruled out without touching their text.
+        (f.name_end - f.name_start) as usize == name.len()
+            && f.key == key
+            && (name.len() <= 8 || self.name(f).get(8..).zip(name.get(8..)).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b)))
+    }
+
+    /// The first value of field `name` (any case), if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        // Length first: most fields are skipped without touching their text.
-        self.fields.iter().find(|f| (f.1 - f.0) as usize == name.len() && self.name(f) == name).map(|f| self.value(f))
+        let key = key_of_name(name);
+        self.fields.iter().find(|f| self.is_named(f, name, key)).map(|f| self.value(f))
     }
 
     /// The first value of `name`, or "".
@@ -57,12 +111,13 @@ impl Headers {
         self.get(name).unwrap_or("")
     }
 
-    /// Every value of field `name` (lower case), in order.
+    /// Every value of field `name` (any case), in order.
     pub fn get_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.fields.iter().filter(move |f| (f.1 - f.0) as usize == name.len() && self.name(f) == name).map(|f| self.value(f))
+        let key = key_of_name(name);
+        self.fields.iter().filter(move |f| self.is_named(f, name, key)).map(|f| self.value(f))
     }
 
-    /// All fields as (lower-case name, value).
+    /// All fields as (name as written, value).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|f| (self.name(f), self.value(f)))
     }
@@ -85,89 +140,149 @@ pub fn parse_headers(block: &[u8]) -> Headers {
     };
     let end = buf.len();
     // About one field per 40 bytes: the index is allocated once.
-    let mut fields: Vec<(u32, u32, u32, u32)> = Vec::with_capacity((end / 40 + 4).min(MAX_FIELDS));
+    let mut fields: Vec<Field> = Vec::with_capacity((end / 40 + 4).min(MAX_FIELDS));
     let mut folded = String::new();
+    // Whether a value piece starts or ends with a byte that `str::trim` may take
+    // beyond ASCII white space (a vertical tab, a non-ASCII byte).
+    let mut odd_ends = false;
     let b = buf.as_bytes();
-    let mut next = 0;
-    // One search for line ends over the whole block; the last line may have none.
-    for le in memchr::memchr_iter(b'\n', b).chain(std::iter::once(end)) {
-        let ls = next;
-        next = le + 1;
-        let line = b.get(ls..le).unwrap_or(&[]);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(&first) = line.first() else { continue };
+    let mut ls = 0;
+    // Line by line: a line is walked once, its name byte by byte, the rest of it by
+    // one search for its end. Every cut is at an ASCII byte.
+    while ls < end {
+        let first = b.get(ls).copied().unwrap_or(b'\n');
         if first == b' ' || first == b'\t' {
-            let (s, e) = trim_range(line);
+            let (start, le) = (ls, line_end(b, ls + 1));
+            let (s, e) = trim_bounds(b, ls, le);
+            ls = le + 1;
             let Some(last) = fields.last_mut() else { continue };
             // The value of the last field is unfolded at the end of `folded`.
-            let (vs, ve) = ((last.2 & !FOLDED) as usize, (last.3 & !FOLDED) as usize);
+            let (vs, ve) = ((last.value_start & !FOLDED) as usize, (last.value_end & !FOLDED) as usize);
             if ve - vs < 16 * 1024 {
-                if last.2 & FOLDED == 0 {
+                if last.value_start & FOLDED == 0 {
                     if folded.capacity() == 0 {
                         // Unfolded values hold little more than the rest of the block.
-                        folded.reserve(end - ls + 256);
+                        folded.reserve(end - start + 256);
                     }
                     let at = folded.len();
                     folded.push_str(buf.get(vs..ve).unwrap_or(""));
-                    last.2 = at as u32 | FOLDED;
+                    last.value_start = at as u32 | FOLDED;
                 }
                 folded.push(' ');
-                folded.push_str(buf.get(ls + s..ls + e).unwrap_or(""));
-                last.3 = folded.len() as u32 | FOLDED;
+                let piece = buf.get(s..e).unwrap_or("");
+                odd_ends |= odd_end(piece);
+                folded.push_str(piece);
+                last.value_end = folded.len() as u32 | FOLDED;
             }
             continue;
         }
-        // An mbox "From " line at the top is not a field.
-        if fields.is_empty() && line.starts_with(b"From ") {
-            continue;
+        // The name runs to the first ':' and holds only printable ASCII: the first
+        // byte that may not stand in a name must be that ':' (an mbox "From " line at
+        // the top stops at its space). Eight bytes a step; its first eight make the key.
+        let mut i = ls;
+        loop {
+            let Some(w) = word(b, i) else {
+                // Fewer than eight bytes left: one at a time.
+                while b.get(i).is_some_and(|&c| c > 0x20 && c < 0x7f && c != b':') {
+                    i += 1;
+                }
+                break;
+            };
+            let stops = not_name_bytes(w);
+            if stops != 0 {
+                i += (stops.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
         }
-        // The name runs to the first ':' and holds only printable ASCII (one pass: a
-        // byte that may not stand in a name before any ':' rules the line out).
-        let Some(colon) = line.iter().position(|&b| NAME_BYTE.get(usize::from(b)) != Some(&true)) else { continue };
-        if line.get(colon) != Some(&b':') || colon == 0 {
+        if i == ls || b.get(i) != Some(&b':') {
+            ls = line_end(b, i) + 1;
             continue;
         }
         if fields.len() >= MAX_FIELDS {
             break;
         }
-        let (s, e) = trim_range(line.get(colon + 1..).unwrap_or(&[]));
-        let vs = ls + colon + 1;
-        fields.push((ls as u32, (ls + colon) as u32, (vs + s) as u32, (vs + e) as u32));
+        let le = line_end(b, i + 1);
+        let (s, e) = trim_bounds(b, i + 1, le);
+        odd_ends |= s < e && (odd_byte(b.get(s)) || odd_byte(b.get(e - 1)));
+        // A name of fewer than eight bytes near the end of the block has no whole word.
+        let head = word(b, ls).unwrap_or_else(|| short_word(b, ls, i));
+        fields.push(Field { name_start: ls as u32, name_end: i as u32, value_start: s as u32, value_end: e as u32, key: key_of(head, i - ls) });
+        ls = le + 1;
     }
     let mut h = Headers { buf, folded, fields };
-    for f in &h.fields {
-        // Names are ASCII (checked above): lower-cased in place.
-        if let Some(name) = h.buf.get_mut(f.0 as usize..f.1 as usize) {
-            name.make_ascii_lowercase();
-        }
-    }
-    // Values are trimmed of ASCII white space already; what else `str::trim` takes
-    // (vertical tab, Unicode spaces) is taken once here, not on every read.
-    for f in &mut h.fields {
-        let buf = if f.2 & FOLDED != 0 { &h.folded } else { &h.buf };
-        let (vs, ve) = ((f.2 & !FOLDED) as usize, (f.3 & !FOLDED) as usize);
-        let v = buf.get(vs..ve).unwrap_or("");
-        // ASCII-trimmed: only a vertical tab or a non-ASCII byte at either end can be
-        // more white space.
-        let plain = |b: Option<&u8>| b.is_none_or(|&b| b < 0x80 && b != 0x0b);
-        if plain(v.as_bytes().first()) && plain(v.as_bytes().last()) {
-            continue;
-        }
-        let t = v.trim();
-        if t.len() != v.len() {
-            let s = vs + (t.as_ptr() as usize - v.as_ptr() as usize);
-            let flag = f.2 & FOLDED;
-            f.2 = s as u32 | flag;
-            f.3 = (s + t.len()) as u32 | flag;
-        }
+    if odd_ends {
+        h.trim_unicode_ends();
     }
     h
 }
 
-/// The range of `b` without leading and trailing ASCII whitespace.
-fn trim_range(b: &[u8]) -> (usize, usize) {
-    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |p| p + 1);
-    (s, e.max(s))
+/// The bytes `from..to` (fewer than eight) of `b` as a zero-padded word.
+fn short_word(b: &[u8], from: usize, to: usize) -> u64 {
+    let mut chunk = [0u8; 8];
+    for (c, &x) in chunk.iter_mut().zip(b.get(from..to).unwrap_or(&[])) {
+        *c = x;
+    }
+    u64::from_le_bytes(chunk)
 }
 
+/// Where the line holding byte `from` ends: its '\n', or the end of `b`.
+fn line_end(b: &[u8], from: usize) -> usize {
+    match b.get(from..) {
+        Some(rest) => memchr::memchr(b'\n', rest).map_or(b.len(), |n| from + n),
+        None => b.len(),
+    }
+}
+
+/// `start..end` of `b` without leading and trailing ASCII white space (a CR before
+/// the line end is white space).
+fn trim_bounds(b: &[u8], start: usize, end: usize) -> (usize, usize) {
+    let mut s = start;
+    while s < end && b.get(s).is_some_and(u8::is_ascii_whitespace) {
+        s += 1;
+    }
+    let mut e = end;
+    while e > s && b.get(e - 1).is_some_and(u8::is_ascii_whitespace) {
+        e -= 1;
+    }
+    (s, e)
+}
+
+/// Whether `str::trim` may take this end byte of an ASCII-trimmed value.
+fn odd_byte(b: Option<&u8>) -> bool {
+    b.is_some_and(|&b| b >= 0x80 || b == 0x0b)
+}
+
+/// Whether a value piece starts or ends with a byte `str::trim` may take.
+fn odd_end(piece: &str) -> bool {
+    odd_byte(piece.as_bytes().first()) || odd_byte(piece.as_bytes().last())
+}
+
+impl Headers {
+    /// Values are trimmed of ASCII white space already; what else `str::trim` takes
+    /// (vertical tab, Unicode spaces) is taken here, once, when a value may hold it.
+    fn trim_unicode_ends(&mut self) {
+        for f in &mut self.fields {
+            let buf = if f.value_start & FOLDED != 0 { &self.folded } else { &self.buf };
+            let (vs, ve) = ((f.value_start & !FOLDED) as usize, (f.value_end & !FOLDED) as usize);
+            let v = buf.get(vs..ve).unwrap_or("");
+            // A value whose ends are plain keeps them (a folded value may end with the
+            // space an empty continuation line adds).
+            if !odd_end(v) {
+                continue;
+            }
+            let t = v.trim();
+            if t.len() != v.len() {
+                let s = vs + (t.as_ptr() as usize - v.as_ptr() as usize);
+                let flag = f.value_start & FOLDED;
+                f.value_start = s as u32 | flag;
+                f.value_end = (s + t.len()) as u32 | flag;
+            }
+        }
+    }
+}
+
+
+
+#[cfg(test)]
+mod tests;

@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(h.get("a"), Some("1 2 3"));
         assert_eq!(h.get("b"), Some("v \u{fffd}"));
         assert_eq!(h.get("c"), Some("w x"), "Unicode space trimmed; a continuation joins the last field");
-        assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["A", "B", "c"], "names as written");
     }
 
     /// The first empty line, found line by line (what the windowed search must give).
