@@ -16,6 +16,9 @@ pub struct Headers {
     folded: String,
     /// The fields, in order.
     fields: Vec<Field>,
+    /// One bit per field name (of 256, by its key and length): most names asked for
+    /// are absent, and their bit, clear, says so without a look at the fields.
+    names: [u64; 4],
 }
 
 /// One field: ranges into `Headers::buf` (a value range with the top bit set is
@@ -67,6 +70,12 @@ fn key_of(w: u64, len: usize) -> u64 {
     lower_word(w) & keep
 }
 
+/// The bit of the name with this key and length in `Headers::names`.
+fn name_bit(key: u64, len: usize) -> (usize, u64) {
+    let h = (key ^ len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
+    ((h >> 6) as usize, 1 << (h & 63))
+}
+
 /// The key of a name given as text.
 fn key_of_name(name: &str) -> u64 {
     let mut chunk = [0u8; 8];
@@ -100,9 +109,19 @@ impl Headers {
             && (name.len() <= 8 || self.name(f).get(8..).zip(name.get(8..)).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b)))
     }
 
+    /// Whether a field of this key and length may be present (false: it is not).
+    #[inline]
+    fn may_hold(&self, key: u64, len: usize) -> bool {
+        let (word, bit) = name_bit(key, len);
+        self.names.get(word).is_some_and(|w| w & bit != 0)
+    }
+
     /// The first value of field `name` (any case), if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         let key = key_of_name(name);
+        if !self.may_hold(key, name.len()) {
+            return None;
+        }
         self.fields.iter().find(|f| self.is_named(f, name, key)).map(|f| self.value(f))
     }
 
@@ -114,7 +133,9 @@ impl Headers {
     /// Every value of field `name` (any case), in order.
     pub fn get_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         let key = key_of_name(name);
-        self.fields.iter().filter(move |f| self.is_named(f, name, key)).map(|f| self.value(f))
+        // An absent name walks no field.
+        let fields = if self.may_hold(key, name.len()) { self.fields.as_slice() } else { &[] };
+        fields.iter().filter(move |f| self.is_named(f, name, key)).map(|f| self.value(f))
     }
 
     /// All fields as (name as written, value).
@@ -145,6 +166,7 @@ pub fn parse_headers(block: &[u8]) -> Headers {
     // Whether a value piece starts or ends with a byte that `str::trim` may take
     // beyond ASCII white space (a vertical tab, a non-ASCII byte).
     let mut odd_ends = false;
+    let mut names = [0u64; 4];
     let b = buf.as_bytes();
     let mut ls = 0;
     // Line by line: a line is walked once, its name byte by byte, the rest of it by
@@ -207,10 +229,15 @@ pub fn parse_headers(block: &[u8]) -> Headers {
         odd_ends |= s < e && (odd_byte(b.get(s)) || odd_byte(b.get(e - 1)));
         // A name of fewer than eight bytes near the end of the block has no whole word.
         let head = word(b, ls).unwrap_or_else(|| short_word(b, ls, i));
-        fields.push(Field { name_start: ls as u32, name_end: i as u32, value_start: s as u32, value_end: e as u32, key: key_of(head, i - ls) });
+        let key = key_of(head, i - ls);
+        let (word, bit) = name_bit(key, i - ls);
+        if let Some(w) = names.get_mut(word) {
+            *w |= bit;
+        }
+        fields.push(Field { name_start: ls as u32, name_end: i as u32, value_start: s as u32, value_end: e as u32, key });
         ls = le + 1;
     }
-    let mut h = Headers { buf, folded, fields };
+    let mut h = Headers { buf, folded, fields, names };
     if odd_ends {
         h.trim_unicode_ends();
     }
