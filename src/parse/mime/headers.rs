@@ -151,6 +151,13 @@ impl Headers {
 
 /// Parses a header block; lines that are not fields are skipped.
 pub fn parse_headers(block: &[u8]) -> Headers {
+    parse_headers_where(block, |_| true)
+}
+
+/// Parses a header block keeping only the fields whose name (as written) `keep`
+/// accepts: the others (and their continuation lines) are passed over, not unfolded.
+/// The fields kept are those [`parse_headers`] gives of these names.
+pub fn parse_headers_where(block: &[u8], keep: impl Fn(&[u8]) -> bool) -> Headers {
     let block = block.get(..block.len().min(256 * 1024)).unwrap_or(block);
     // One UTF-8 validation for the whole block (the usual case). Otherwise the block
     // is converted lossily as a whole: the same text as converting each field on its
@@ -167,6 +174,9 @@ pub fn parse_headers(block: &[u8]) -> Headers {
     // beyond ASCII white space (a vertical tab, a non-ASCII byte).
     let mut odd_ends = false;
     let mut names = [0u64; 4];
+    // Fields seen (kept or not: the cap counts them all), and whether the last was kept
+    // (its continuation lines are its own).
+    let (mut seen, mut last_kept) = (0usize, true);
     let b = buf.as_bytes();
     let mut ls = 0;
     // Line by line: a line is walked once, its name byte by byte, the rest of it by
@@ -177,6 +187,9 @@ pub fn parse_headers(block: &[u8]) -> Headers {
             let (start, le) = (ls, line_end(b, ls + 1));
             let (s, e) = trim_bounds(b, ls, le);
             ls = le + 1;
+            if !last_kept {
+                continue;
+            }
             let Some(last) = fields.last_mut() else { continue };
             // The value of the last field is unfolded at the end of `folded`.
             let (vs, ve) = ((last.value_start & !FOLDED) as usize, (last.value_end & !FOLDED) as usize);
@@ -221,8 +234,14 @@ pub fn parse_headers(block: &[u8]) -> Headers {
             ls = line_end(b, i) + 1;
             continue;
         }
-        if fields.len() >= MAX_FIELDS {
+        if seen >= MAX_FIELDS {
             break;
+        }
+        seen += 1;
+        last_kept = keep(b.get(ls..i).unwrap_or(&[]));
+        if !last_kept {
+            ls = line_end(b, i + 1) + 1;
+            continue;
         }
         let le = line_end(b, i + 1);
         let (s, e) = trim_bounds(b, i + 1, le);

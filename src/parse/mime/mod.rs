@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 mod headers;
 
-pub use headers::{parse_headers, Headers};
+pub use headers::{parse_headers, parse_headers_where, Headers};
 
 /// Deepest multipart nesting followed.
 pub const MAX_DEPTH: usize = 8;
