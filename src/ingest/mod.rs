@@ -47,21 +47,13 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
-        IngestOptions { workers, batch_messages: 5000, batch_bytes: 1 << 20, max_message_bytes: 64 << 20, keep_raw: true }
+        IngestOptions { workers, batch_messages: 5000, batch_bytes: 4 << 20, max_message_bytes: 64 << 20, keep_raw: true }
     }
 }
 
 /// Messages in one chunk handed to a worker: large enough that the hand-offs cost
 /// nothing, small enough that the workers share the input evenly.
 const CHUNK_MESSAGES: usize = 128;
-
-/// Chunks in flight per worker. A commit stalls the writer for tens of milliseconds
-/// (a 5,000-message transaction writes ~17 MB of pages to the WAL): with room for 4
-/// chunks per worker the workers filled the queue and waited (140-480 ms of a 0.8-1.2 s
-/// run, corpus x30); with 16 they go on parsing (100-165 ms, mostly the reader's pace
-/// and the start). Memory stays bounded: 16 chunks of at most 1 MiB (the default
-/// `batch_bytes`) hold what 4 chunks of 4 MiB did.
-const CHUNKS_PER_WORKER: usize = 16;
 
 /// What an ingest run did.
 #[derive(Debug, Clone, Default)]
@@ -204,10 +196,9 @@ pub fn ingest(
     let mut summary = IngestSummary { bytes_total: inputs.iter().map(|i| i.size).sum(), ..Default::default() };
     let workers = opts.workers.max(1);
     // Chunks go to whichever worker is free; the writer gets, in input order, one
-    // receiver per chunk for its result. The bounded order queue is what bounds memory
-    // (chunks in flight times `batch_bytes`).
+    // receiver per chunk for its result. The bounded order queue is what bounds memory.
     let (work_tx, work_rx) = sync_channel::<(RawChunk, SyncSender<DoneChunk>)>(workers);
-    let (order_tx, order_rx) = sync_channel::<Receiver<DoneChunk>>(workers * CHUNKS_PER_WORKER);
+    let (order_tx, order_rx) = sync_channel::<Receiver<DoneChunk>>(workers * 4);
     // Shared by the workers only: once they have all stopped (an error), the reader's
     // next send fails and it stops too.
     let work_rx = Arc::new(Mutex::new(work_rx));
