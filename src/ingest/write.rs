@@ -40,12 +40,17 @@ pub(super) fn write_chunks(
 ) -> Result<(), IngestError> {
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     let keys = crate::verp_keys::cached(verp).map_err(crate::store::StoreError::from)?;
+    // Into an empty store, two of the events indexes are built once at the end.
+    let deferred = crate::store::bulk_indexes::defer_if_empty(conn)?;
     let mut bulk = BulkWrite::begin(conn, db)?;
     let mut times = Times::default();
     let written = write_all(conn, bulk.as_mut(), order, read_all, inputs, verp, &keys, opts, now, summary, start, progress, &mut times);
+    // Rebuilt whether or not the load succeeded, and before the final sync covers it.
+    let t = Instant::now();
+    let restored = if deferred { crate::store::bulk_indexes::restore(conn).map_err(IngestError::from) } else { Ok(()) };
     let finished = bulk.map_or(Ok(()), |b| b.finish(conn));
-    tracing::debug!(waited = ?times.waited, committing = ?times.committing, total = ?start.elapsed(), "ingest writer");
-    written.and(finished)
+    tracing::debug!(waited = ?times.waited, committing = ?times.committing, indexes = ?t.elapsed(), total = ?start.elapsed(), "ingest writer");
+    written.and(restored).and(finished)
 }
 
 /// Where the writer's time went (debug log).

@@ -1,6 +1,7 @@
 //! The SQLite disposition store: opening and migrating (`mod.rs`, `migrate.rs`), the
 //! single writer thread with group commit (`writer.rs`), and the reads (`query.rs`).
 
+pub mod bulk_indexes;
 pub mod correlate;
 pub mod dedup;
 pub mod event;
@@ -75,6 +76,11 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         create(&mut conn, path)?;
     }
     configure(&conn)?;
+    // An ingest that stopped mid-load may have left its deferred indexes dropped; put
+    // them back before a migration might refer to them.
+    if schema_version(&conn)? >= 1 {
+        bulk_indexes::restore(&mut conn)?;
+    }
     migrate(&mut conn)?;
     Ok(conn)
 }
