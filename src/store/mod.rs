@@ -14,6 +14,7 @@ pub mod durable;
 mod flusher;
 mod migrate;
 pub mod raw;
+mod raw_insert;
 pub mod writer;
 pub mod rejects;
 pub mod sends;
