@@ -1,6 +1,7 @@
 //! The SQLite disposition store: opening and migrating (`mod.rs`, `migrate.rs`), the
 //! single writer thread with group commit (`writer.rs`), and the reads (`query.rs`).
 
+pub mod bulk_indexes;
 pub mod correlate;
 pub mod dedup;
 pub mod event;
@@ -13,6 +14,7 @@ pub mod durable;
 mod flusher;
 mod migrate;
 pub mod raw;
+mod raw_insert;
 pub mod writer;
 pub mod rejects;
 pub mod sends;
@@ -75,9 +77,24 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         create(&mut conn, path)?;
     }
     configure(&conn)?;
+    // An ingest that stopped mid-load may have left its deferred indexes dropped; put
+    // them back before a migration might refer to them.
+    if schema_version(&conn)? >= 1 {
+        bulk_indexes::restore(&mut conn)?;
+    }
     migrate(&mut conn)?;
     Ok(conn)
 }
+
+/// Page size of a new database. Every message row holds its raw bytes (LZ4, a few KiB),
+/// which at SQLite's default 4 KiB spill into overflow pages, and every page a
+/// transaction changes is written to the WAL in two system calls and copied again by
+/// the checkpoint: at 16 KiB ingest's writer thread takes ~22 % and its checkpoint
+/// thread ~45 % less CPU, the whole run ~9-14 % less per message (corpus x30). The cost
+/// is on small commits, which write whole pages: LMTP at 8 sessions (batches of 4-6)
+/// took ~58 -> ~67 us of writer CPU per message, the server as a whole within the noise
+/// (~205 us). Databases created before keep 4 KiB (changing it takes a VACUUM).
+const PAGE_BYTES: i64 = 16384;
 
 /// Lays out a new, empty database file: WAL mode and the schema, written without a
 /// sync at each step (the switch to WAL alone costs four fsyncs and one of the
@@ -86,6 +103,8 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 fn create(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "synchronous", "OFF")?;
+    // Only a database without pages takes a page size (WAL fixes it from then on).
+    conn.pragma_update(None, "page_size", PAGE_BYTES)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     migrate(conn)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
