@@ -12,7 +12,7 @@
 
 use crate::parse::gate::{folded_hir, required_literals_of, with_lower, FlagScan};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::bytes::Regex;
+use regex_automata::meta::Regex;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind, Look};
 use std::sync::OnceLock;
@@ -137,9 +137,29 @@ fn boundary(hay: &[u8], pos: usize) -> bool {
     is_word_byte(before) != is_word_byte(hay.get(pos))
 }
 
-/// Compiles one alternative's regex (`(?i-u)body`).
+/// Compiles one alternative's regex (`(?i-u)body`): what `regex::bytes::RegexBuilder`
+/// with a 1 MB size limit builds, without the full DFAs it adds for small patterns
+/// (a third of the build; the lazy DFA answers as fast once its states are cached,
+/// and these regexes only run where the scan saw their literal).
 fn compile(pattern: &str) -> Result<Regex, regex::Error> {
-    regex::bytes::RegexBuilder::new(pattern).size_limit(1 << 20).build()
+    let config = regex_automata::meta::Config::new()
+        .match_kind(regex_automata::MatchKind::LeftmostFirst)
+        .utf8_empty(false)
+        .nfa_size_limit(Some(1 << 20))
+        .hybrid_cache_capacity(2 * (1 << 20))
+        .dfa(false)
+        .auto_prefilter(false)
+        .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit);
+    regex_automata::meta::Builder::new()
+        .configure(config)
+        .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+        .build(pattern)
+        .map_err(|e| match (e.size_limit(), e.syntax_error()) {
+            // The errors `regex` gives for the same failures.
+            (Some(limit), _) => regex::Error::CompiledTooBig(limit),
+            (None, Some(syntax)) => regex::Error::Syntax(syntax.to_string()),
+            (None, None) => regex::Error::Syntax(e.to_string()),
+        })
 }
 
 /// The words of a word-set alternative (lower case, in preference order) and its
@@ -396,6 +416,12 @@ impl Scan<'_> {
         self.hit_patterns.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0)
     }
 
+    /// Whether pattern `p` may match: the scan saw one of its literals, or it has an
+    /// alternative that runs without one. (False means [`Scan::is_match`] is false.)
+    pub fn may_match(&self, p: usize) -> bool {
+        self.was_hit(p) || !self.needs_hit(p)
+    }
+
     /// Whether pattern `p` matches.
     pub fn is_match(&self, p: usize) -> bool {
         let Some(alts) = self.set.patterns.get(p) else { return false };
@@ -460,7 +486,7 @@ mod tests {
         let texts = ["550 User Not Found", "unknownuser", "the user is UNKNOWN.", "Mailbox is full, over quota", "over the quota", "554 SPAM", "x ab y", "ab", "cab", "NO SUCH ADDRESS no such user", "", "é unknown"];
         for (p, alts) in pats.iter().enumerate() {
             let joined = format!("(?i-u){}", alts.iter().map(|a| format!("(?:{a})")).collect::<Vec<_>>().join("|"));
-            let re = Regex::new(&joined).expect("joined");
+            let re = regex::bytes::Regex::new(&joined).expect("joined");
             for t in texts {
                 let scan = set.scan(t.as_bytes());
                 assert_eq!(scan.is_match(p), re.is_match(t.as_bytes()), "{joined} on {t:?}");

@@ -114,11 +114,7 @@ impl Classifier {
         let failure = matches!(record.kind, Kind::Bounce | Kind::None);
         let given_up = record.kind == Kind::Bounce && d.reason != Reason::NotAccept;
         let hard = d.reason.is_address_failure() && failure && (given_up || !RuleSet::is_temporary(record));
-        let matched = d
-            .span
-            .and_then(|(s, e)| record.diagnostic.as_bytes().get(s..e))
-            .map(|m| String::from_utf8_lossy(m).chars().take(200).collect())
-            .unwrap_or_default();
+        let matched = d.span.map(|span| rules::excerpt(&record.diagnostic, span)).unwrap_or_default();
         Verdict {
             reason: d.reason,
             class: spec.class.unwrap_or(d.reason.class()),
@@ -311,7 +307,7 @@ mod corpus_cost {
         let start = super::cost::cpu_ns();
         for _ in 0..passes {
             for r in &records {
-                n += rules::Facts::of(r).command.len();
+                n += rules::Facts::of(r).command().len();
             }
         }
         eprintln!("facts alone: {:.0} ns ({n})", (super::cost::cpu_ns() - start) as f64 / (passes * records.len()) as f64);

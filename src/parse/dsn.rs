@@ -44,15 +44,23 @@ pub struct RecipientReport {
 /// colon (blanks between the name and the colon allowed).
 fn field(line: &str) -> Option<(&str, &str)> {
     let b = line.as_bytes();
-    let n = b.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'-' || **c == b'_').count();
+    // Plain loops: an iterator chain with `take_while(..).count()` costs twice the
+    // instructions a byte here.
+    let mut n = 0;
+    while b.get(n).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_') {
+        n += 1;
+    }
     if n == 0 {
         return None;
     }
-    let blanks = b.get(n..)?.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
-    if b.get(n + blanks) != Some(&b':') {
+    let mut colon = n;
+    while matches!(b.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    if b.get(colon) != Some(&b':') {
         return None;
     }
-    Some((line.get(..n)?, line.get(n + blanks + 1..)?))
+    Some((line.get(..n)?, line.get(colon + 1..)?))
 }
 
 /// A field: lower-case name and unfolded value, borrowed from the body where they
@@ -281,6 +289,27 @@ fn push(ds: &mut DeliveryStatus, r: RecipientReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`field`] as it was written with iterator chains (kept to compare).
+    fn field_reference(line: &str) -> Option<(&str, &str)> {
+        let b = line.as_bytes();
+        let n = b.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'-' || **c == b'_').count();
+        if n == 0 {
+            return None;
+        }
+        let blanks = b.get(n..)?.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
+        if b.get(n + blanks) != Some(&b':') {
+            return None;
+        }
+        Some((line.get(..n)?, line.get(n + blanks + 1..)?))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn field_as_before(line in "[A-Za-z0-9_ \t:;é-]{0,30}") {
+            proptest::prop_assert_eq!(field(&line), field_reference(&line));
+        }
+    }
 
     #[test]
     fn two_groups() {

@@ -17,13 +17,33 @@ fn keep_x_header(name: &str) -> bool {
     ) && !name.starts_with("x-ms-") && !name.starts_with("x-google-") && !name.starts_with("x-forefront-")
 }
 
-/// The original's headers, when the bounce includes them.
+/// Whether a field of the original is read: the identifying ones, the sender and
+/// recipient fields (`mta::generic::Excluded`, `arf`, `mta::scan_original_to`) and the
+/// X- ones. A reader of another field of the original must add it here.
+fn is_read(name: &[u8]) -> bool {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"x-"))
+        || match name.len() {
+            2 => is("to"),
+            4 => is("from"),
+            6 => is("sender"),
+            7 => is("subject"),
+            10 => is("message-id"),
+            11 => is("return-path"),
+            16 => is("list-unsubscribe"),
+            _ => false,
+        }
+}
+
+/// The original's headers, when the bounce includes them, and the fields of its
+/// header block that are read (see [`is_read`]; the Received lines and signatures,
+/// most of the block, are passed over).
 pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
     let Some(orig) = ctx.original.as_deref() else {
         return (OriginalMessage::default(), mime::Headers::default());
     };
     let (head, _) = mime::split_header_body(orig.as_bytes());
-    let h = mime::parse_headers(head);
+    let h = mime::parse_headers_where(head, is_read);
     let mut o = OriginalMessage {
         message_id: h.get_or_empty("message-id").trim().trim_matches(|c| c == '<' || c == '>').to_string(),
         from: h.get_or_empty("from").to_string(),
@@ -34,8 +54,13 @@ pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
         x_headers: Vec::new(),
     };
     for (n, v) in h.iter() {
-        if keep_x_header(n) && o.x_headers.len() < 32 {
-            o.x_headers.push((n.to_string(), text::prefix(v, 512).to_string()));
+        // Names come as written: only an X- one is lower-cased (and kept, or not).
+        if !n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")) || o.x_headers.len() >= 32 {
+            continue;
+        }
+        let n = n.to_ascii_lowercase();
+        if keep_x_header(&n) {
+            o.x_headers.push((n, text::prefix(v, 512).to_string()));
         }
     }
     (o, h)
