@@ -42,12 +42,23 @@ pub struct IngestOptions {
     pub max_message_bytes: usize,
     /// Keep the raw message (compressed) as evidence.
     pub keep_raw: bool,
+    /// Input size (bytes) from which a load into a store without events builds two of
+    /// its indexes once at the end (`store::bulk_indexes`): below it, dropping and
+    /// creating them costs more than they save (and an empty run would sync more).
+    pub defer_indexes_from_bytes: u64,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
-        IngestOptions { workers, batch_messages: 5000, batch_bytes: 4 << 20, max_message_bytes: 64 << 20, keep_raw: true }
+        IngestOptions {
+            workers,
+            batch_messages: 5000,
+            batch_bytes: 4 << 20,
+            max_message_bytes: 64 << 20,
+            keep_raw: true,
+            defer_indexes_from_bytes: 4 << 20,
+        }
     }
 }
 
