@@ -10,6 +10,19 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for the process (`PR_SET_THP_DISABLE`). mimalloc
+/// asks for them (`MADV_HUGEPAGE`), and the kernel then zeroes, on a virtual machine
+/// often after compacting, 2 MiB on a first touch: for ingest's threads, which churn
+/// through fresh memory, those faults were 3-15 % of the CPU against under 1 % with
+/// 4 KiB pages, and a server's resident size grows by whole 2 MiB pages.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integers and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 /// rebound: inbound bounce processor (LMTP server, DSN/ARF/auto-reply parser, VERP
 /// correlation, SQLite disposition store).
 #[derive(Parser, Debug)]
@@ -70,6 +83,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    no_huge_pages();
     let cli = Cli::parse();
     cli::init_logging(&cli.global);
     let result = match cli.command {

@@ -42,12 +42,23 @@ pub struct IngestOptions {
     pub max_message_bytes: usize,
     /// Keep the raw message (compressed) as evidence.
     pub keep_raw: bool,
+    /// Input size (bytes) from which a load into a store without events builds two of
+    /// its indexes once at the end (`store::bulk_indexes`): below it, dropping and
+    /// creating them costs more than they save (and an empty run would sync more).
+    pub defer_indexes_from_bytes: u64,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
-        IngestOptions { workers, batch_messages: 5000, batch_bytes: 4 << 20, max_message_bytes: 64 << 20, keep_raw: true }
+        IngestOptions {
+            workers,
+            batch_messages: 5000,
+            batch_bytes: 4 << 20,
+            max_message_bytes: 64 << 20,
+            keep_raw: true,
+            defer_indexes_from_bytes: 4 << 20,
+        }
     }
 }
 
@@ -191,7 +202,6 @@ pub fn ingest(
     progress: &mut dyn FnMut(&IngestSummary),
 ) -> Result<IngestSummary, IngestError> {
     let start = Instant::now();
-    no_huge_pages();
     let inputs = collect_inputs(paths)?;
     let mut summary = IngestSummary { bytes_total: inputs.iter().map(|i| i.size).sum(), ..Default::default() };
     let workers = opts.workers.max(1);
@@ -229,19 +239,6 @@ pub fn ingest(
     written?;
     summary.elapsed_secs = start.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-/// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`). The
-/// allocator asks for them (`MADV_HUGEPAGE`), and the kernel then zeroes, and on a
-/// virtual machine often first compacts, 2 MiB on a fault: ingest's threads churn
-/// through fresh memory (the rule set's build, a chunk's buffers) and those faults were
-/// 3-15 % of its CPU, varying from run to run, against under 1 % for 4 KiB pages.
-fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integers and touches no memory.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
 }
 
 fn read_files(

@@ -44,9 +44,10 @@ pub(super) fn write_chunks(
 ) -> Result<(), IngestError> {
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     let keys = crate::verp_keys::cached(verp).map_err(crate::store::StoreError::from)?;
-    // Into an empty store, two of the events indexes are built once at the end.
-    let deferred = crate::store::bulk_indexes::defer_if_empty(conn)?;
     let mut bulk = BulkWrite::begin(conn, db)?;
+    // Into an empty store, two of the events indexes are built once at the end (after
+    // `begin`: the drop is made durable with the load, not by a sync of its own).
+    let deferred = summary.bytes_total >= opts.defer_indexes_from_bytes && crate::store::bulk_indexes::defer_if_empty(conn)?;
     let mut times = Times::default();
     let written = write_all(conn, bulk.as_mut(), order, read_all, inputs, verp, &keys, opts, now, summary, start, progress, &mut times);
     // Rebuilt whether or not the load succeeded, and before the final sync covers it.

@@ -42,7 +42,7 @@ pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
     let Some(orig) = ctx.original.as_deref() else {
         return (OriginalMessage::default(), mime::Headers::default());
     };
-    let (head, _) = mime::split_header_body(orig.as_bytes());
+    let head = mime::header_block(orig.as_bytes());
     let h = mime::parse_headers_where(head, is_read);
     let mut o = OriginalMessage {
         message_id: h.get_or_empty("message-id").trim().trim_matches(|c| c == '<' || c == '>').to_string(),

@@ -130,8 +130,9 @@ fn next_address<'a>(s: &'a str, from: &mut usize) -> Option<Found<'a>> {
 
 /// Where the run of local-part bytes that ends at `at` starts. (Plain loops here and in
 /// [`domain_end`]: `take_while(..).count()` costs twice the instructions a byte.)
+#[inline]
 fn local_start(b: &[u8], at: usize) -> usize {
-    let mut start = at.min(b.len());
+    let mut start = at;
     while start > 0 && b.get(start - 1).is_some_and(|&c| is_local_char(c)) {
         start -= 1;
     }
@@ -139,6 +140,7 @@ fn local_start(b: &[u8], at: usize) -> usize {
 }
 
 /// Where the run of domain bytes that starts at `from` ends.
+#[inline]
 fn domain_end(b: &[u8], from: usize) -> usize {
     let mut end = from;
     while b.get(end).is_some_and(|&c| is_domain_char(c)) {

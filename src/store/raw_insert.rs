@@ -159,7 +159,8 @@ mod tests {
         // The statement is usable again after an error.
         assert_eq!(ins.insert(&[Value::Int(3), Value::Text("y"), Value::Null, Value::Null]).unwrap(), 3);
         drop(ins);
-        let rows: Vec<(Option<i64>, String, Option<Vec<u8>>, Option<String>)> = conn
+        type Row = (Option<i64>, String, Option<Vec<u8>>, Option<String>);
+        let rows: Vec<Row> = conn
             .prepare("SELECT a, b, c, d FROM t ORDER BY rowid")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

@@ -18,6 +18,22 @@ static BLANK_LF: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::syn
 /// Finds "\n\r\n" (the end of a header block with CRLF line ends).
 static BLANK_CRLF: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\r\n"));
 
+/// The header block of [`split_header_body`], for text that mostly has LF line ends
+/// (the returned original as `Context` keeps it): one search for "\n\n" instead of
+/// two, and the raw split when a CR stands before the end found.
+pub fn header_block(raw: &[u8]) -> &[u8] {
+    if raw.starts_with(b"\n") {
+        return &[];
+    }
+    let end = BLANK_LF.find(raw);
+    let head = end.map_or(raw, |p| raw.get(..p + 1).unwrap_or(raw));
+    // A CRLF ending ("\n\r\n") comes before the LF one only with a CR before it.
+    if memchr::memchr(b'\r', head).is_none() {
+        return head;
+    }
+    split_header_body(raw).0
+}
+
 /// Splits an entity into its header block and body at the first empty line.
 pub fn split_header_body(raw: &[u8]) -> (&[u8], &[u8]) {
     // A message that starts with an empty line has no headers.
@@ -381,6 +397,14 @@ mod tests {
             }
         }
         assert_eq!(split_header_body(b"a: 1\r"), (&b"a: 1\r"[..], &b""[..]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_block_is_the_split_one(v in proptest::collection::vec(proptest::sample::select(vec![&b"\n"[..], b"\r", b"\r\n", b"A: 1", b" x", b"body"]), 0..30)) {
+            let raw = v.concat();
+            proptest::prop_assert_eq!(header_block(&raw), split_header_body(&raw).0);
+        }
     }
 
     #[test]
