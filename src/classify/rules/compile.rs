@@ -78,11 +78,14 @@ fn joined_of(bodies: &[String]) -> String {
     format!("(?i-u){}", bodies.iter().map(|b| format!("(?:{b})")).collect::<Vec<_>>().join("|"))
 }
 
+/// One pattern's alternatives as analysed (or the error of the first bad one).
+type Analysed = Vec<Result<Prepared, regex::Error>>;
+
 /// Each spec's text pattern (index among the distinct ones, in order of first use;
 /// None without text) and every distinct pattern's alternatives analysed
 /// ([`Prepared::new`]); on two threads when there are two cores, since this is most of
 /// a rule set's build and every command waits for it.
-fn prepare_patterns(specs: &[(RuleSpec, String, usize)]) -> (Vec<Option<usize>>, Vec<Vec<Result<Prepared, regex::Error>>>) {
+fn prepare_patterns(specs: &[(RuleSpec, String, usize)]) -> (Vec<Option<usize>>, Vec<Analysed>) {
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut work: Vec<Vec<String>> = Vec::new();
     let mut slots = Vec::with_capacity(specs.len());
@@ -103,8 +106,8 @@ fn prepare_patterns(specs: &[(RuleSpec, String, usize)]) -> (Vec<Option<usize>>,
 }
 
 /// [`Prepared::new`] for every alternative of `work`, in order.
-fn analyse_patterns(work: &[Vec<String>]) -> Vec<Vec<Result<Prepared, regex::Error>>> {
-    let analyse = |chunk: &[Vec<String>]| -> Vec<Vec<Result<Prepared, regex::Error>>> {
+fn analyse_patterns(work: &[Vec<String>]) -> Vec<Analysed> {
+    let analyse = |chunk: &[Vec<String>]| -> Vec<Analysed> {
         chunk.iter().map(|bodies| bodies.iter().map(|b| Prepared::new(format!("(?i-u){b}"))).collect()).collect()
     };
     let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) && work.len() > 8;
