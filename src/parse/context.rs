@@ -149,7 +149,11 @@ impl Context {
         // Text in a legacy charset (ISO-2022-JP, Latin-1 ...) is decoded to UTF-8 first.
         let cs = self.charset.as_deref().unwrap_or("").trim();
         let legacy = !cs.is_empty() && !["utf-8", "utf8", "us-ascii", "ascii"].iter().any(|u| cs.eq_ignore_ascii_case(u));
-        let decoded = if legacy { mail_parser::decoders::charsets::map::charset_decoder(cs.to_ascii_lowercase().as_bytes()).map(|f| f(&d)) } else { None };
+        // In a charset that keeps ASCII as it is, ASCII text needs no decoding (most text
+        // declared Latin-1 or ISO-2022-JP is ASCII): the decoder, which allocates and maps
+        // byte by byte, is skipped.
+        let as_is = legacy && keeps_ascii(cs) && d.is_ascii() && memchr::memchr3(0x0e, 0x0f, 0x1b, &d).is_none();
+        let decoded = if legacy && !as_is { mail_parser::decoders::charsets::map::charset_decoder(cs.to_ascii_lowercase().as_bytes()).map(|f| f(&d)) } else { None };
         let start = self.text.len();
         match &decoded {
             Some(u) => append_text(&mut self.text, u.as_bytes(), room),
@@ -176,6 +180,23 @@ impl Context {
         self.original = Some(original);
         self.text.truncate(at);
     }
+}
+
+/// Charsets (names as mail_parser's decoder map spells them after lower-casing, '-'
+/// as '_') whose decoder gives every ASCII byte but SO, SI and ESC as itself.
+const ASCII_KEEPING: &[&str] = &[
+    "big5", "big5_hkscs", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
+    "euc_jp", "euc_kr", "gb2312", "gbk", "iso_2022_jp", "iso_8859_1", "iso_8859_2", "iso_8859_3", "iso_8859_4",
+    "iso_8859_5", "iso_8859_6", "iso_8859_7", "iso_8859_8", "iso_8859_9", "iso_8859_10", "iso_8859_13",
+    "iso_8859_14", "iso_8859_15", "iso_8859_16", "koi8_r", "koi8_u", "shift_jis", "windows_1250", "windows_1251",
+    "windows_1252", "windows_1253", "windows_1254", "windows_1255", "windows_1256", "windows_1257", "windows_1258",
+];
+
+/// Whether charset `cs` is one of [`ASCII_KEEPING`] (any case, '-' or '_').
+fn keeps_ascii(cs: &str) -> bool {
+    ASCII_KEEPING.iter().any(|k| {
+        k.len() == cs.len() && k.bytes().zip(cs.bytes()).all(|(a, b)| a == b.to_ascii_lowercase() || a == b'_' && b == b'-')
+    })
 }
 
 /// Appends what [`to_text`] gives for `bytes` to `out` (LF text: no copy in between).
@@ -392,6 +413,18 @@ mod tests {
         for s in ["a &lt;b@c.d&gt; x", "&amp;lt; &amp;quot; &amp;amp;quot; &amp;nbsp;", "&&lt;&;&quot&quot;", "&nbsp;&amp;gt;&", "tail &am"] {
             assert_eq!(decode_entities(s), chained(s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn ascii_keeping_charsets_decode_ascii_as_is() {
+        let ascii: Vec<u8> = (0u8..0x80).filter(|b| ![0x0e, 0x0f, 0x1b].contains(b)).collect();
+        let text = std::str::from_utf8(&ascii).unwrap();
+        for name in ASCII_KEEPING {
+            let f = mail_parser::decoders::charsets::map::charset_decoder(name.as_bytes()).expect(name);
+            assert_eq!(f(&ascii), text, "{name}");
+            assert!(keeps_ascii(&name.replace('_', "-").to_ascii_uppercase()), "{name}");
+        }
+        assert!(!keeps_ascii("utf-7") && !keeps_ascii("utf-16") && !keeps_ascii("iso-8859-1x"));
     }
 
     #[test]
