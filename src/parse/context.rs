@@ -304,7 +304,8 @@ pub fn find_header_block(text: &str) -> Option<usize> {
         let known = header_name(line).filter(|n| one_of(n, ORIGINAL_HEADERS) || n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")));
         if known.is_none() {
             // A line starting with a visible ASCII character is not blank (most are).
-            if line.as_bytes().first().is_some_and(u8::is_ascii_graphic) || !line.trim().is_empty() {
+            // (An empty line, the common blank one, is passed without a call to trim.)
+            if !line.is_empty() && (line.as_bytes().first().is_some_and(u8::is_ascii_graphic) || !line.trim().is_empty()) {
                 prev_nonblank = line;
             }
             at = next;
