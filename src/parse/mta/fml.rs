@@ -20,6 +20,11 @@ pub fn is_fml(ctx: &Context) -> bool {
 /// The refusal record, if the text is one.
 pub fn parse(ctx: &Context) -> Option<Vec<Record>> {
     let head = ctx.text.get(..ctx.text.len().min(4000)).unwrap_or(&ctx.text);
+    // The match test first: it needs only the forward search, and nearly no report
+    // is a refusal (the captures are then never asked for).
+    if !REFUSAL.is_match(head) {
+        return None;
+    }
     let c = REFUSAL.captures(head)?;
     let list = c.get(1)?.as_str().to_string();
     let mut r = Record {

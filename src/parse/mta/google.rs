@@ -12,7 +12,9 @@ pub fn is_groups_refusal(ctx: &Context) -> bool {
         return false;
     }
     let head = text::prefix(&ctx.text, 8192);
-    text::contains_ci(head, "google groups") || text::contains_ci(head, "groups.google.com")
+    // Both phrases hold "google": one search settles the usual report that names
+    // neither (rather than one per phrase).
+    text::contains_ci(head, "google") && (text::contains_ci(head, "google groups") || text::contains_ci(head, "groups.google.com"))
 }
 
 /// Marks Google Groups refusals.

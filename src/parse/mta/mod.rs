@@ -36,7 +36,8 @@ pub fn looks_like_bounce(ctx: &Context) -> bool {
     if text::is_system_address(from_addr) || from_lc.contains("mailer-daemon") || from_lc.contains("postmaster") || from.trim() == "<>" || from_lc.contains("mail delivery") {
         return true;
     }
-    let subject = super::mime::decode_words(h.get_or_empty("subject")).into_owned();
+    // Borrowed when the subject holds no encoded words (nearly always).
+    let subject = super::mime::decode_words(h.get_or_empty("subject"));
     if BOUNCE_SUBJECT.is_match(&subject) || fml::is_fml(ctx) {
         return true;
     }
