@@ -35,12 +35,18 @@ pub enum WriteError {
 pub(super) trait Job: Send {
     fn run(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError>;
     fn finish(self: Box<Self>, outcome: Result<(), WriteError>);
+    /// False if the job's caller keeps its own durable copy and does not wait for the
+    /// WAL flush (a transaction of such jobs only is answered without one).
+    fn wants_flush(&self) -> bool {
+        true
+    }
 }
 
 struct FnJob<T, F> {
     f: F,
     out: Option<T>,
     reply: oneshot::Sender<Result<T, WriteError>>,
+    flush: bool,
 }
 
 impl<T, F> Job for FnJob<T, F>
@@ -57,6 +63,10 @@ where
         let FnJob { out, reply, .. } = *self;
         let result = outcome.and_then(|()| out.ok_or_else(|| WriteError::Failed("job produced no result".into())));
         let _ = reply.send(result);
+    }
+
+    fn wants_flush(&self) -> bool {
+        self.flush
     }
 }
 
@@ -196,7 +206,7 @@ impl Writer {
         F: FnMut(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, wait) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(FnJob { f, out: None, reply });
+        let job: Box<dyn Job> = Box::new(FnJob { f, out: None, reply, flush: true });
         self.tx.send(job).await.map_err(|_| WriteError::Stopped)?;
         self.pacing.arrived();
         wait.await.map_err(|_| WriteError::Stopped)?
@@ -208,8 +218,27 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit_blocking_with(f, true)
+    }
+
+    /// Like [`Writer::submit_blocking`], but returns once committed, before the WAL is
+    /// flushed: for writes the caller holds a durable copy of (the intake spool), which
+    /// a later flushed write or checkpoint makes durable in the store.
+    pub fn submit_blocking_unflushed<T, F>(&self, f: F) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit_blocking_with(f, false)
+    }
+
+    fn submit_blocking_with<T, F>(&self, f: F, flush: bool) -> Result<T, WriteError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, wait) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(FnJob { f, out: None, reply });
+        let job: Box<dyn Job> = Box::new(FnJob { f, out: None, reply, flush });
         self.tx.blocking_send(job).map_err(|_| WriteError::Stopped)?;
         self.pacing.arrived();
         wait.blocking_recv().map_err(|_| WriteError::Stopped)?
