@@ -2,7 +2,7 @@
 //!
 //! Pure core: [`parse`] (bytes → records), [`classify`] (record → verdict), [`verp`]
 //! (return-path tokens), [`policy`] (event → address status). I/O shell: [`store`]
-//! (SQLite), [`lmtp`] (RFC 2033 server). [`pipeline`] joins them.
+//! (SQLite), [`spool`] (the durable intake log in front of it), [`lmtp`] (RFC 2033 server). [`pipeline`] joins them.
 
 pub mod classify;
 pub mod config;
@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod provider;
 pub mod report;
+pub mod spool;
 pub mod store;
 pub mod systemd;
 pub mod verp;

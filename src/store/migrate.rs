@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     // No file is numbered 004 (a change that did not land); versions count entries.
     ("005_export", include_str!("../../schema/005_export.sql")),
     ("006_partial_event_indexes", include_str!("../../schema/006_partial_event_indexes.sql")),
+    ("007_spool", include_str!("../../schema/007_spool.sql")),
 ];
 
 /// The schema version recorded in the database (0 for a new one).

@@ -34,6 +34,10 @@ fn fuzz_regressions() {
         let _ = rebound::verp::parse_return_path(&String::from_utf8_lossy(&data), "bounce");
         n += 1;
     }
+    for (_, data) in inputs("spool_record") {
+        let _ = rebound::spool::record::read_all(&data);
+        n += 1;
+    }
     for (_, data) in inputs("maillog_line") {
         let _ = rebound::maillog::parse_line(&String::from_utf8_lossy(&data), Default::default(), 0);
         n += 1;

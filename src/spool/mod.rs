@@ -1,0 +1,271 @@
+//! The intake spool: a write-ahead log of accepted LMTP transactions in front of the
+//! store. A session's message is appended here and made durable (one `fdatasync`
+//! shared by every message that arrived meanwhile) before its 250; the applier then
+//! parses it and writes its rows to the store in large batches, in spool order, off
+//! the session's path, exactly as a restart would from the segment files. A
+//! store that is slow, busy or failing no longer holds up the MTA, and a crash loses
+//! nothing acknowledged: at the next start [`recover`] returns every record the store
+//! has not applied, and the caller applies them before serving.
+//!
+//! - `record`: the framed, checksummed record format (pure).
+//! - `segment`: the directory, its lock and its zero-filled segment files.
+//! - `threads`: the spool writer (group `fdatasync`) and the applier.
+
+pub mod record;
+pub mod segment;
+mod threads;
+
+#[cfg(test)]
+mod tests;
+
+pub use record::Record;
+pub use segment::dir_for;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use tokio::sync::oneshot;
+
+/// Why a message was not spooled (LMTP answers 451 4.3.0).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SpoolError {
+    /// Writing or syncing the spool failed.
+    #[error("spool write failed: {0}")]
+    Failed(String),
+    /// Too much is waiting for the store: the MTA should retry later.
+    #[error("spool backlog full ({0} bytes waiting for the store)")]
+    Backlog(usize),
+    /// The spool is shutting down.
+    #[error("spool closed")]
+    Closed,
+    /// The spool directory could not be opened, locked or read.
+    #[error("spool {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: Arc<std::io::Error>,
+    },
+}
+
+/// Spool settings.
+#[derive(Debug, Clone)]
+pub struct SpoolOptions {
+    /// Message bytes that may wait for the store before new messages get 451.
+    pub max_backlog_bytes: usize,
+    /// Most records the applier hands the store in one batch.
+    pub max_apply_batch: usize,
+    /// After close, how long a failing store is retried before the rest is left to
+    /// the next start.
+    pub close_patience: std::time::Duration,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions {
+            max_backlog_bytes: 64 << 20,
+            max_apply_batch: 1024,
+            close_patience: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// Running totals, for logs and the benchmark.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpoolStats {
+    /// `fdatasync` calls (one per group of records).
+    pub flushes: u64,
+    /// Records made durable.
+    pub records: u64,
+    /// Time spent in write + `fdatasync`, microseconds.
+    pub flush_micros: u64,
+    /// Batches the store applied, and the records in them.
+    pub applies: u64,
+    /// Records applied to the store.
+    pub applied_records: u64,
+}
+
+/// What [`recover`] found: the records the store lacks, and the locked directory.
+pub struct Recovered {
+    /// Records after the store's watermark, in order: apply them, then [`Recovered::start`].
+    pub records: Vec<Record>,
+    dir: PathBuf,
+    lock: File,
+    segments: Vec<u64>,
+    next_seq: u64,
+}
+
+/// Locks the spool at `dir` and reads every record with a sequence number above
+/// `applied` (the store's watermark).
+pub fn recover(dir: &Path, applied: u64) -> Result<Recovered, SpoolError> {
+    let err = |source| SpoolError::Open {
+        path: dir.to_owned(),
+        source: Arc::new(source),
+    };
+    let lock = segment::lock(dir).map_err(err)?;
+    let segments = segment::list(dir).map_err(err)?;
+    let mut records = Vec::new();
+    let mut last = applied;
+    for &n in &segments {
+        let bytes = std::fs::read(segment::path(dir, n)).map_err(err)?;
+        for r in record::read_all(&bytes) {
+            last = last.max(r.seq);
+            if r.seq > applied {
+                records.push(r);
+            }
+        }
+    }
+    records.sort_by_key(|r| r.seq);
+    Ok(Recovered {
+        records,
+        dir: dir.to_owned(),
+        lock,
+        segments,
+        next_seq: last + 1,
+    })
+}
+
+impl Recovered {
+    /// Starts the spool once the recovered records are durably applied: deletes the old
+    /// segments and starts the writer and applier threads. `apply(batch, flush)` writes
+    /// a batch to the store (with the watermark; it may be empty) and returns once it
+    /// is committed, and with `flush` once it and every earlier commit is durable; on
+    /// an error the same batch is offered again after a pause.
+    pub fn start<A>(self, options: SpoolOptions, apply: A) -> Result<(Spool, SpoolThreads), SpoolError>
+    where
+        A: FnMut(&[Record], bool) -> Result<(), String> + Send + 'static,
+    {
+        let err = |source| SpoolError::Open {
+            path: self.dir.clone(),
+            source: Arc::new(source),
+        };
+        for &n in &self.segments {
+            segment::remove(&self.dir, n).map_err(err)?;
+        }
+        let number = self.segments.last().map_or(1, |n| n + 1);
+        let first = segment::Segment::create(&self.dir, number, segment::FIRST_SEGMENT_BYTES)
+            .map_err(err)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: Vec::new(),
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            backlog_bytes: AtomicUsize::new(0),
+            max_backlog_bytes: options.max_backlog_bytes,
+            applied: AtomicU64::new(self.next_seq - 1),
+            stats: Mutex::new(SpoolStats::default()),
+            stored: (Mutex::new(()), Condvar::new()),
+        });
+        let threads = threads::spawn(
+            shared.clone(),
+            self.dir.clone(),
+            self.lock,
+            first,
+            self.next_seq,
+            options,
+            apply,
+        )
+        .map_err(err)?;
+        Ok((Spool { shared }, threads))
+    }
+}
+
+/// A cloneable handle that sessions append to.
+#[derive(Clone)]
+pub struct Spool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// Payload bytes accepted and not yet applied to the store.
+    backlog_bytes: AtomicUsize,
+    max_backlog_bytes: usize,
+    /// Highest sequence number the store holds durably (all below it too).
+    applied: AtomicU64,
+    stats: Mutex<SpoolStats>,
+    /// Signalled after each batch the applier stored (for [`Spool::wait_applied`]).
+    stored: (Mutex<()>, Condvar),
+}
+
+struct State {
+    queue: Vec<Entry>,
+    closed: bool,
+}
+
+struct Entry {
+    payload: Vec<u8>,
+    reply: oneshot::Sender<Result<(), SpoolError>>,
+}
+
+impl Spool {
+    /// Appends one transaction (`payload` from [`record::encode_payload`]) and resolves
+    /// once it is durable; the applier then stores it.
+    pub async fn append(&self, payload: Vec<u8>) -> Result<(), SpoolError> {
+        let s = &self.shared;
+        let len = payload.len();
+        let before = s.backlog_bytes.fetch_add(len, Ordering::SeqCst);
+        // One message is always taken when nothing waits, however large.
+        if before > 0 && before + len > s.max_backlog_bytes {
+            s.backlog_bytes.fetch_sub(len, Ordering::SeqCst);
+            return Err(SpoolError::Backlog(before));
+        }
+        let (reply, wait) = oneshot::channel();
+        {
+            let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.closed {
+                drop(st);
+                s.backlog_bytes.fetch_sub(len, Ordering::SeqCst);
+                return Err(SpoolError::Closed);
+            }
+            st.queue.push(Entry { payload, reply });
+        }
+        s.wake.notify_one();
+        wait.await.unwrap_or(Err(SpoolError::Closed))
+    }
+
+    /// Totals so far.
+    pub fn stats(&self) -> SpoolStats {
+        *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Highest sequence number applied to the store.
+    pub fn applied(&self) -> u64 {
+        self.shared.applied.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every message acknowledged so far is in the store (true), or
+    /// `timeout` passed (false).
+    pub fn wait_applied(&self, timeout: std::time::Duration) -> bool {
+        let s = &self.shared;
+        let deadline = std::time::Instant::now() + timeout;
+        let (lock, signal) = &s.stored;
+        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while s.backlog_bytes.load(Ordering::SeqCst) > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = signal
+                .wait_timeout(guard, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        true
+    }
+}
+
+/// The spool's threads; [`SpoolThreads::close`] drains and stops them.
+pub struct SpoolThreads {
+    close: Box<dyn FnOnce() -> bool + Send>,
+}
+
+impl SpoolThreads {
+    /// Refuses new records, waits until everything accepted is applied and durable,
+    /// stops the threads and deletes the segments; true if the spool was left empty
+    /// (false: a store failure left records for the next start to apply).
+    pub fn close(self) -> bool {
+        (self.close)()
+    }
+}

@@ -1,0 +1,122 @@
+//! The spool end to end on a temporary directory: what is acknowledged is applied in
+//! order, survives a store that fails (read back by the next start), is deleted once
+//! applied, and a full backlog refuses new messages.
+
+use super::*;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+fn payload(i: usize, size: usize) -> Vec<u8> {
+    let message = format!("Subject: {i}\r\n\r\n{}\r\n", "x".repeat(size));
+    record::encode_payload(1_700_000_000 + i as i64, "", &[format!("r{i}@example.test")], message.as_bytes())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+/// Starts a spool on `dir` whose store is `ok` (when false, every apply fails) and
+/// which records the sequence numbers applied.
+fn start(dir: &Path, ok: Arc<AtomicBool>, options: SpoolOptions) -> (Spool, SpoolThreads, Arc<Mutex<Vec<u64>>>) {
+    let applied = Arc::new(Mutex::new(Vec::new()));
+    let seen = applied.clone();
+    let recovered = recover(dir, 0).unwrap();
+    assert!(recovered.records.is_empty());
+    let (spool, threads) = recovered
+        .start(options, move |batch: &[Record], _flush| {
+            if !ok.load(Ordering::SeqCst) {
+                return Err("store down".into());
+            }
+            seen.lock().unwrap().extend(batch.iter().map(|r| r.seq));
+            Ok(())
+        })
+        .unwrap();
+    (spool, threads, applied)
+}
+
+#[test]
+fn acknowledged_records_are_applied_in_order_then_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, threads, applied) = start(dir.path(), Arc::new(AtomicBool::new(true)), SpoolOptions::default());
+    // ~3 MiB: past the first two segments (1 and 2 MiB).
+    runtime().block_on(async {
+        for i in 0..700 {
+            spool.append(payload(i, 4000)).await.unwrap();
+        }
+    });
+    assert!(spool.wait_applied(Duration::from_secs(30)));
+    assert!(segment::list(dir.path()).unwrap().len() >= 2, "rotated into further segments");
+    assert!(threads.close(), "everything applied: the spool is emptied");
+    assert_eq!(*applied.lock().unwrap(), (1..=700).collect::<Vec<u64>>());
+    assert_eq!(segment::list(dir.path()).unwrap(), Vec::<u64>::new());
+    let s = spool.stats();
+    assert_eq!((s.records, s.applied_records), (700, 700));
+}
+
+#[test]
+fn a_failing_store_leaves_every_acknowledged_record_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Arc::new(AtomicBool::new(false));
+    let options = SpoolOptions { close_patience: Duration::ZERO, ..SpoolOptions::default() };
+    let (spool, threads, applied) = start(dir.path(), ok, options);
+    runtime().block_on(async {
+        for i in 0..400 {
+            spool.append(payload(i, 4000)).await.unwrap();
+        }
+    });
+    assert!(!threads.close(), "nothing could be applied");
+    assert!(applied.lock().unwrap().is_empty());
+    // The next start reads them back, across segments, in order and intact.
+    let back = recover(dir.path(), 0).unwrap();
+    assert_eq!(back.records.len(), 400);
+    for (i, r) in back.records.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+        assert_eq!(r.recipients, vec![format!("r{i}@example.test")]);
+        assert_eq!(r.received_at, 1_700_000_000 + i as i64);
+    }
+    drop(back);
+    // With the store's watermark at 390 only the last ten are wanted; numbering goes on.
+    let back = recover(dir.path(), 390).unwrap();
+    assert_eq!(back.records.iter().map(|r| r.seq).collect::<Vec<_>>(), (391..=400).collect::<Vec<u64>>());
+    let (spool, threads) = back.start(SpoolOptions::default(), |_: &[Record], _| Ok(())).unwrap();
+    runtime().block_on(spool.append(payload(0, 10))).unwrap();
+    assert!(threads.close());
+    assert_eq!(spool.applied(), 401);
+}
+
+#[test]
+fn a_full_backlog_refuses_new_messages_until_the_store_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Arc::new(AtomicBool::new(false));
+    let options = SpoolOptions { max_backlog_bytes: 20_000, close_patience: Duration::ZERO, ..SpoolOptions::default() };
+    let (spool, threads, applied) = start(dir.path(), ok.clone(), options);
+    let rt = runtime();
+    let mut refused = None;
+    for i in 0..10 {
+        match rt.block_on(spool.append(payload(i, 4000))) {
+            Ok(()) => {}
+            Err(e) => {
+                refused = Some((i, e));
+                break;
+            }
+        }
+    }
+    let (i, e) = refused.expect("the backlog limit refused a message");
+    assert!(matches!(e, SpoolError::Backlog(_)), "{e}");
+    assert!(i >= 4, "{i} messages fit in 20,000 bytes");
+    ok.store(true, Ordering::SeqCst);
+    assert!(spool.wait_applied(Duration::from_secs(30)));
+    rt.block_on(spool.append(payload(99, 4000))).unwrap();
+    assert!(threads.close());
+    assert_eq!(applied.lock().unwrap().len(), i + 1);
+}
+
+#[test]
+fn a_second_server_on_the_same_spool_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = recover(dir.path(), 0).unwrap();
+    let err = recover(dir.path(), 0).err().expect("locked");
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(first);
+    assert!(recover(dir.path(), 0).is_ok(), "the lock goes with the first");
+}
