@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # LMTP throughput: Postfix's null LMTP server (smtp-sink -L) against `rebound serve`
-# (durable: each 250 after COMMIT and an fdatasync of the WAL; fresh database), both driven by `smtp-source -L` in the
+# (durable: each 250 after an fdatasync of the intake spool, or with SPOOL=0 after COMMIT
+# and an fdatasync of the WAL; fresh database), both driven by `smtp-source -L` in the
 # same run, at 1, 8 and 32 sessions on the 4 KB Postfix DSN. Prints messages/s, the
 # ratio rebound/smtp-sink, CPU per message of each server (and rebound's by thread),
 # rebound's peak RSS, its group-commit figures (jobs per transaction, jobs per WAL flush, flush and wait times)
 # and the load average before and after (on a shared machine, judge the rates by it;
 # CPU per message moves less with load than messages/s).
 #
-# Usage: bench/lmtp.sh [-m MESSAGES] [-r RUNS] [-s "1 8 32"] [BINARY]
+# Usage: [SPOOL=0] bench/lmtp.sh [-m MESSAGES] [-r RUNS] [-s "1 8 32"] [BINARY]
 #   BINARY defaults to target/release/rebound (build it first: cargo build --release)
 # Needs smtp-source and smtp-sink (Debian package postfix) and ../shared/postfix-harness.
 set -euo pipefail
@@ -65,10 +66,12 @@ rate() {
 sink_port=$(free_port)
 smtp-sink -L -4 -u nobody "inet:127.0.0.1:$sink_port" 1024 & SINK=$!; PIDS+=($SINK)
 reb_port=$(free_port)
-"$BIN" serve --listen "127.0.0.1:$reb_port" --db "$WORK/bench.db" --log-format json 2>"$WORK/rebound.log" & REB=$!; PIDS+=($REB)
+# SPOOL=0: 250 only after the store's commit (lmtp.spool = false).
+printf '[lmtp]\nspool = %s\n' "$([ "${SPOOL:-1}" = 0 ] && echo false || echo true)" >"$WORK/rebound.toml"
+"$BIN" --config "$WORK/rebound.toml" serve --listen "127.0.0.1:$reb_port" --db "$WORK/bench.db" --log-format json 2>"$WORK/rebound.log" & REB=$!; PIDS+=($REB)
 wait_port "$sink_port"; wait_port "$reb_port"
 
-echo "LMTP benchmark: $M messages of $(wc -c <"$WORK/msg") bytes per run, median of $R runs, session reuse (-d)"
+echo "LMTP benchmark: $M messages of $(wc -c <"$WORK/msg") bytes per run, median of $R runs, session reuse (-d), spool $([ "${SPOOL:-1}" = 0 ] && echo off || echo on)"
 # The figures move with whatever else runs on the machine: say how busy it was.
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 echo "(CPU: microseconds of server CPU per message, user + system, 10 ms ticks)"
@@ -95,3 +98,6 @@ echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The final totals: batch_mean = jobs per transaction, flush_jobs_mean = jobs made durable
 # by one fdatasync of the WAL, durable_ms_mean = BEGIN to answered.
 grep -o '"batches[^}]*' "$WORK/rebound.log" | tail -1 | tr -d '"' | tr ',' '\n' | sed 's/^/  /' || true
+# The intake spool (on by default): messages per fdatasync of the spool, its time, and
+# messages per store transaction (every 250 follows the spool's fdatasync).
+grep -o '"spool_flushes[^}]*' "$WORK/rebound.log" | tail -1 | tr -d '"' | tr ',' '\n' | sed 's/^/  /' || true

@@ -95,6 +95,22 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     // Mail logs named in [follow] are followed beside the LMTP server (same store).
     let followers =
         rebound::maillog::spawn_followers(&config.follow, &config.verp, &config.store.db, classifier.clone());
+    let mut delivery = Delivery {
+        classifier: classifier.clone(),
+        verp: Arc::new(config.verp.clone()),
+        writer,
+        keep_raw: config.lmtp.keep_raw,
+        spool: None,
+    };
+    // Messages spooled before the last stop are stored before anything is accepted.
+    let spool = if config.lmtp.spool {
+        let (spool, threads) = rebound::lmtp::spooled::start(&config.store.db, &delivery, Default::default())?;
+        tracing::info!(dir = %rebound::spool::dir_for(&config.store.db).display(), "intake spool open");
+        delivery.spool = Some(spool.clone());
+        Some((spool, threads))
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(rebound::lmtp::worker_threads())
         .enable_all()
@@ -112,12 +128,6 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             (a.listen, a.socket)
         };
         let endpoints = Endpoints { tcp, unix, inherited: rebound::systemd::listen_fds() };
-        let delivery = Delivery {
-            classifier: classifier.clone(),
-            verp: Arc::new(config.verp.clone()),
-            writer,
-            keep_raw: config.lmtp.keep_raw,
-        };
         let server = Server::bind(&config.lmtp, endpoints, delivery).await?;
         for address in server.local_addrs() {
             tracing::info!(%address, "listening");
@@ -134,6 +144,22 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     // The server (and with it every Writer handle) is gone: the writer drains and stops.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some((spool, threads)) = spool {
+        // Everything acknowledged goes into the store before the writer stops.
+        let emptied = threads.close();
+        let s = spool.stats();
+        let per = |n: u64, d: u64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
+        tracing::info!(
+            spool_flushes = s.flushes,
+            spool_records = s.records,
+            spool_flush_records_mean = format!("{:.1}", per(s.records, s.flushes)),
+            spool_flush_ms_mean = format!("{:.2}", per(s.flush_micros, s.flushes) / 1000.0),
+            spool_applies = s.applies,
+            spool_apply_records_mean = format!("{:.1}", per(s.applied_records, s.applies)),
+            emptied,
+            "spool totals"
+        );
+    }
     for follower in followers {
         follower.stop();
     }

@@ -29,6 +29,9 @@ pub struct LmtpConfig {
     pub shutdown_grace_secs: u64,
     /// Keep each message's raw bytes (compressed) in `messages.raw` as evidence.
     pub keep_raw: bool,
+    /// Answer 250 once the message is durable in the intake spool (`<db>-spool/`) and
+    /// store it in the next batch; false: answer once its rows are committed.
+    pub spool: bool,
 }
 
 impl Default for LmtpConfig {
@@ -45,6 +48,7 @@ impl Default for LmtpConfig {
             idle_timeout_secs: 300,
             shutdown_grace_secs: 30,
             keep_raw: true,
+            spool: true,
         }
     }
 }

@@ -1,7 +1,10 @@
-//! From a received LMTP transaction to committed rows: parse and classify the message,
-//! build one `messages` row and the events for each accepted recipient, and hand them
-//! to the single writer. CPU work happens here (on the session's task, or a blocking
-//! thread for large messages), never on the writer thread.
+//! From a received LMTP transaction to committed rows. With the intake spool (the
+//! default) the message is appended to it and the 250 follows its `fdatasync`; the
+//! spool's applier then parses it and stores it ([`super::spooled`]). Without it: parse
+//! and classify the message, build one `messages` row and the events for each accepted
+//! recipient, and hand them to the single writer, answering once they are committed.
+//! CPU work happens on the session's task (or a blocking thread for large messages) or
+//! the applier, never on the writer thread.
 
 use super::protocol::Transaction;
 use crate::classify::shared::SharedClassifier;
@@ -25,13 +28,41 @@ pub struct Delivery {
     pub writer: Writer,
     /// Keep the raw message (compressed) as evidence.
     pub keep_raw: bool,
+    /// The intake spool: a 250 once the message is durable there (None: once its rows
+    /// are committed to the store).
+    pub spool: Option<crate::spool::Spool>,
 }
 
 /// The rows of one message, ready for the writer.
-struct Prepared {
+pub struct Prepared {
     message: NewMessage,
     parsed: crate::parse::ParsedMessage,
     events: Vec<NewEvent>,
+    /// When it was received (Unix seconds; correlation's "now").
+    received_at: i64,
+}
+
+impl Prepared {
+    /// Stores the message and its events (correlated with the send records) in `tx`;
+    /// returns the message's row id.
+    pub fn store(&self, tx: &rusqlite::Transaction<'_>, verp: &crate::verp::VerpConfig) -> Result<i64, crate::store::StoreError> {
+        let id = insert_message(tx, &self.message)?;
+        let mut events = self.events.clone();
+        crate::store::correlate::correlate_events(tx, verp, &self.parsed, &mut events, self.received_at)?;
+        for e in &events {
+            insert_event(tx, Some(id), e)?;
+        }
+        Ok(id)
+    }
+
+    /// Counts the stored message and its events in the metrics.
+    pub fn count(&self) {
+        let m = crate::metrics::global();
+        m.message(&self.message.kind);
+        for e in &self.events {
+            m.event(&e.kind, &e.class);
+        }
+    }
 }
 
 impl Delivery {
@@ -47,9 +78,20 @@ impl Delivery {
         }
     }
 
-    /// Stores one transaction; true once it has committed.
+    /// Stores one transaction; true once it is durable (spooled or committed).
     pub async fn deliver(&self, t: Transaction) -> bool {
         let now = chrono::Utc::now().timestamp();
+        if let Some(spool) = &self.spool {
+            // Parsed and stored by the spool's applier, as a restart would.
+            let payload = crate::spool::record::encode_payload(now, &t.sender, &t.recipients, &t.message);
+            return match spool.append(payload).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "message not spooled; answering 451");
+                    false
+                }
+            };
+        }
         let prepared = if t.message.len() > INLINE_PREPARE_BYTES {
             let this = self.clone();
             match tokio::task::spawn_blocking(move || this.prepare(t, now)).await {
@@ -62,29 +104,13 @@ impl Delivery {
         } else {
             self.prepare(t, now)
         };
-        let kind = prepared.message.kind.clone();
-        let counts: Vec<(String, String)> = prepared.events.iter().map(|e| (e.kind.clone(), e.class.clone())).collect();
         let verp = self.verp.clone();
-        let result = self
-            .writer
-            .submit(move |tx| {
-                let id = insert_message(tx, &prepared.message)?;
-                let mut events = prepared.events.clone();
-                crate::store::correlate::correlate_events(tx, &verp, &prepared.parsed, &mut events, now)?;
-                for e in &events {
-                    insert_event(tx, Some(id), e)?;
-                }
-                Ok(id)
-            })
-            .await;
-        match result {
+        let prepared = Arc::new(prepared);
+        let rows = prepared.clone();
+        match self.writer.submit(move |tx| rows.store(tx, &verp)).await {
             Ok(id) => {
-                let m = crate::metrics::global();
-                m.message(&kind);
-                for (k, c) in &counts {
-                    m.event(k, c);
-                }
-                tracing::debug!(message_id = id, kind, events = counts.len(), "message stored");
+                prepared.count();
+                tracing::debug!(message_id = id, "message stored");
                 true
             }
             Err(e) => {
@@ -92,6 +118,12 @@ impl Delivery {
                 false
             }
         }
+    }
+
+    /// The rows of a message read back from the spool (received at its `received_at`).
+    pub fn prepare_spooled(&self, r: &crate::spool::Record) -> Prepared {
+        let t = Transaction { sender: r.sender.clone(), recipients: r.recipients.clone(), message: r.message.clone() };
+        self.prepare(t, r.received_at)
     }
 
     fn prepare(&self, t: Transaction, now: i64) -> Prepared {
@@ -107,7 +139,7 @@ impl Delivery {
             envelope_recipients: t.recipients,
             ..NewMessage::received(&t.message, sha256, "lmtp", processed.stored_kind(), self.keep_raw, now)
         };
-        Prepared { message, parsed: processed.parsed, events }
+        Prepared { message, parsed: processed.parsed, events, received_at: now }
     }
 }
 

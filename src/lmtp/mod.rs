@@ -1,7 +1,8 @@
 //! The RFC 2033 LMTP server: `server` owns the listeners, limits and shutdown,
 //! `session` one connection, `protocol` the pure command state machine, `data` the
-//! DATA reader, `delivery` the step from a received message to committed rows, `replay`
-//! a byte-stream driver of the state machine for fuzzing.
+//! DATA reader, `delivery` the step from a received message to committed rows, `spooled`
+//! the intake spool's start and apply step, `replay` a byte-stream driver of the state
+//! machine for fuzzing.
 
 mod config;
 pub mod data;
@@ -10,6 +11,7 @@ pub mod protocol;
 pub mod replay;
 pub mod server;
 pub mod session;
+pub mod spooled;
 
 pub use config::LmtpConfig;
 pub use delivery::Delivery;

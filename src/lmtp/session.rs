@@ -106,7 +106,9 @@ pub async fn run<S>(stream: S, config: &SessionConfig, delivery: &Delivery, mut 
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let _producer = delivery.writer.producer();
+    // A session waits on the writer only without the spool (then the writer may hold a
+    // commit briefly for the other sessions' messages).
+    let _producer = delivery.spool.is_none().then(|| delivery.writer.producer());
     let idle = Box::pin(tokio::time::sleep(config.idle_timeout));
     let mut conn = Conn { stream, buf: Vec::with_capacity(64 << 10), start: 0, out: Vec::with_capacity(4096), idle };
     let mut proto = Protocol::new(&config.hostname, config.limits.clone()).with_rcpt_gate(delivery.rcpt_gate());

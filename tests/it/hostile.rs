@@ -120,7 +120,7 @@ fn ten_thousand_recipients_get_452_past_the_limit() {
 #[test]
 fn bare_lf_and_nul_bytes_have_defined_replies() {
     let (dir, db) = fresh_dir();
-    let server = ServeProc::start(dir.path(), &db, "");
+    let server = ServeProc::start(dir.path(), &db, "[lmtp]\nspool = false\n"); // read back at once
     let mut c = Client::connect(&server.addr);
     assert!(c.reply().starts_with("220 "));
     // Bare LF line ends are accepted for commands and DATA.

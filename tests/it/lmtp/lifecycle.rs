@@ -241,7 +241,8 @@ fn sighup_reloads_the_operator_rules() {
         )
     };
     std::fs::write(&rules, rule("mailboxfull")).unwrap();
-    std::fs::write(&config, format!("[classify]\nrules = {:?}\n", rules.display().to_string())).unwrap();
+    // Without the spool: each 250 then means classified and stored, so the reason can be read at once.
+    std::fs::write(&config, format!("[lmtp]\nspool = false\n[classify]\nrules = {:?}\n", rules.display().to_string())).unwrap();
     let mut cmd = serve_cmd(&db);
     cmd.arg("--config").arg(&config);
     let served = Served::spawn(cmd);

@@ -83,7 +83,8 @@ fn connection_limit_answers_421() {
 
 #[test]
 fn store_failure_gives_451_per_recipient_then_recovers() {
-    let server = TestServer::start(LmtpConfig::default());
+    // Without the spool a 250 waits for the commit, so a full store answers 451.
+    let server = TestServer::start(LmtpConfig { spool: false, ..LmtpConfig::default() });
     let mut c = server.client();
     c.cmd("LHLO client");
     assert!(c.deliver(&["a@x.test"], BODY)[0].starts_with("250"));
@@ -97,13 +98,7 @@ fn store_failure_gives_451_per_recipient_then_recovers() {
         })
         .unwrap();
     assert!(pages > 0);
-    let incompressible: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 94 + 33).collect();
-    let mut body = b"Subject: big\r\n\r\n".to_vec();
-    for chunk in incompressible.chunks(76) {
-        body.extend_from_slice(chunk);
-        body.extend_from_slice(b"\r\n");
-    }
-    let body: Vec<u8> = body.into_iter().map(|b| if b == b'.' { b'-' } else { b }).collect();
+    let body = incompressible_body();
     let replies = c.deliver(&["a@x.test", "b@x.test"], &body);
     assert_eq!(replies.len(), 2);
     assert!(replies.iter().all(|r| r.starts_with("451 4.3.0")), "{replies:?}");
@@ -116,4 +111,45 @@ fn store_failure_gives_451_per_recipient_then_recovers() {
     let replies = c.deliver(&["a@x.test", "b@x.test"], &body);
     assert!(replies.iter().all(|r| r.starts_with("250")), "{replies:?}");
     assert_eq!(server.count("messages"), 2);
+}
+
+/// A message of 200 KB that does not compress (so it cannot fit in a capped store).
+fn incompressible_body() -> Vec<u8> {
+    let incompressible: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 94 + 33).collect();
+    let mut body = b"Subject: big\r\n\r\n".to_vec();
+    for chunk in incompressible.chunks(76) {
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.into_iter().map(|b| if b == b'.' { b'-' } else { b }).collect()
+}
+
+/// Caps the store at its current size (true) or lifts the cap (false).
+fn cap_store(server: &TestServer, cap: bool) {
+    server
+        .writer()
+        .submit_blocking(move |tx| {
+            let n: i64 = if cap { tx.query_row("PRAGMA page_count", [], |r| r.get(0))? } else { 1073741823 };
+            Ok(tx.query_row(&format!("PRAGMA max_page_count = {n}"), [], |r| r.get::<_, i64>(0))?)
+        })
+        .unwrap();
+}
+
+#[test]
+fn with_the_spool_a_full_store_still_acknowledges_and_stores_once_it_has_room() {
+    let server = TestServer::start(LmtpConfig::default());
+    let mut c = server.client();
+    c.cmd("LHLO client");
+    assert!(c.deliver(&["a@x.test"], BODY)[0].starts_with("250"));
+    assert_eq!(server.count("messages"), 1);
+    cap_store(&server, true);
+    // The message is durable in the spool: 250, although the store cannot take it yet.
+    let replies = c.deliver(&["a@x.test", "b@x.test"], &incompressible_body());
+    assert!(replies.iter().all(|r| r.starts_with("250 ")), "{replies:?}");
+    let spool = server.spool().expect("the spool is on by default");
+    assert!(!spool.wait_applied(std::time::Duration::from_millis(300)), "a full store cannot have taken it");
+    cap_store(&server, false);
+    assert_eq!(server.count("messages"), 2, "stored once the store had room");
+    let rcpts: String = server.db().query_row("SELECT envelope_recipients FROM messages ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert!(rcpts.contains("b@x.test"), "{rcpts}");
 }

@@ -15,6 +15,8 @@ pub struct TestServer {
     /// The database file.
     pub db: PathBuf,
     writer: Option<Writer>,
+    /// The intake spool, when the config has it on (the default).
+    spool: Option<(rebound::spool::Spool, rebound::spool::SpoolThreads)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -34,16 +36,21 @@ impl TestServer {
         let (writer, writer_thread) = Writer::start(conn, WriterOptions::default(), |_| {}).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let w = writer.clone();
+        let mut delivery = Delivery {
+            classifier: Arc::new(rebound::classify::shared::SharedClassifier::new(rebound::classify::Classifier::with_default_rules())),
+            verp: Arc::new(Default::default()),
+            writer: writer.clone(),
+            keep_raw: true,
+            spool: None,
+        };
+        let spool = config.spool.then(|| {
+            let (spool, threads) = rebound::lmtp::spooled::start(&db, &delivery, Default::default()).unwrap();
+            delivery.spool = Some(spool.clone());
+            (spool, threads)
+        });
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             rt.block_on(async move {
-                let delivery = Delivery {
-                    classifier: Arc::new(rebound::classify::shared::SharedClassifier::new(rebound::classify::Classifier::with_default_rules())),
-                    verp: Arc::new(Default::default()),
-                    writer: w,
-                    keep_raw: true,
-                };
                 let endpoints = Endpoints { tcp, unix, inherited: Vec::new() };
                 let server = Server::bind(&config, endpoints, delivery).await.unwrap();
                 addr_tx.send(server.local_addrs()).unwrap();
@@ -57,7 +64,7 @@ impl TestServer {
             writer_thread.join();
         });
         let addrs = addr_rx.recv().unwrap();
-        TestServer { addrs, db, writer: Some(writer), stop: Some(stop), thread: Some(thread), _dir: dir }
+        TestServer { addrs, db, writer: Some(writer), spool, stop: Some(stop), thread: Some(thread), _dir: dir }
     }
 
     /// Handle to the server's writer (to change the connection under test).
@@ -72,9 +79,17 @@ impl TestServer {
         c
     }
 
-    /// A read-only connection to the database.
+    /// A connection to the database, once every message acknowledged so far is in it.
     pub fn db(&self) -> rusqlite::Connection {
+        if let Some((spool, _)) = &self.spool {
+            assert!(spool.wait_applied(std::time::Duration::from_secs(30)), "spooled messages not stored within 30 s");
+        }
         rusqlite::Connection::open(&self.db).unwrap()
+    }
+
+    /// The intake spool, if on.
+    pub fn spool(&self) -> Option<&rebound::spool::Spool> {
+        self.spool.as_ref().map(|(s, _)| s)
     }
 
     /// Rows in a table.
@@ -87,6 +102,10 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
+        }
+        // The spool's applier holds a writer handle: drain and stop it first.
+        if let Some((_, threads)) = self.spool.take() {
+            threads.close();
         }
         // The writer thread stops once every handle is gone, ours included.
         self.writer = None;

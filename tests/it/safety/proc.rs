@@ -63,6 +63,13 @@ impl ServeProc {
             .expect("VmHWM in /proc status")
     }
 
+    /// SIGTERM (drain: everything acknowledged is stored) and reap; true on exit status 0.
+    pub fn stop(&mut self) -> bool {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
