@@ -9,8 +9,12 @@
 //!
 //! - `record`: the framed, checksummed record format (pure).
 //! - `segment`: the directory, its lock and its zero-filled segment files.
-//! - `threads`: the spool writer (group `fdatasync`) and the applier.
+//! - `flush`: the flusher threads (group write + `fdatasync`, answers).
+//! - `apply`: the applier thread (ordered batches to the store).
+//! - `threads`: starting and closing them.
 
+mod apply;
+mod flush;
 pub mod record;
 pub mod segment;
 mod threads;

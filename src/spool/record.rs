@@ -99,13 +99,26 @@ pub fn decode_payload(seq: u64, payload: &[u8]) -> Option<Record> {
     Some(Record { seq, received_at, sender, recipients, message: p.0.to_vec() })
 }
 
-/// Every whole record from the start of `bytes`, up to the first that is not.
+/// Every intact record in `bytes`, in order. Where no record starts (a torn group, a
+/// group whose pages a failed flush lost, the zeroed tail) the scan looks for the next
+/// intact one, so a damaged stretch never hides a later record; past such a stretch a
+/// record counts only if it continues the sequence.
 pub fn read_all(bytes: &[u8]) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    while let Some((record, used)) = read(rest) {
-        out.push(record);
-        rest = rest.get(used..).unwrap_or_default();
+    let magic = MAGIC.to_le_bytes();
+    let mut out: Vec<Record> = Vec::new();
+    let mut pos = 0;
+    while let Some(rest) = bytes.get(pos..).filter(|r| !r.is_empty()) {
+        if let Some((record, used)) = read(rest) {
+            if out.last().is_none_or(|last| record.seq > last.seq) {
+                out.push(record);
+                pos += used;
+                continue;
+            }
+        }
+        match rest.get(1..).and_then(|r| memchr::memmem::find(r, &magic)) {
+            Some(i) => pos += 1 + i,
+            None => break,
+        }
     }
     out
 }
@@ -174,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_or_flipped_record_ends_the_scan() {
+    fn a_torn_or_flipped_record_is_dropped() {
         let mut bytes = framed(&sample(1));
         let second = framed(&sample(2));
         let whole = bytes.len() + second.len();
@@ -189,6 +202,20 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         assert_eq!(read_all(&bytes), vec![sample(1)]);
+    }
+
+    #[test]
+    fn a_damaged_record_does_not_hide_the_ones_after_it() {
+        let mut bytes = framed(&sample(1));
+        let mut second = framed(&sample(2));
+        second[30] ^= 0xff;
+        bytes.extend(&second);
+        bytes.extend([0u8; 100]);
+        bytes.extend(framed(&sample(3)));
+        // A stray copy of an earlier record (a message quoting one) is not taken again.
+        bytes.extend(framed(&sample(1)));
+        bytes.extend([0u8; 4096]);
+        assert_eq!(read_all(&bytes), vec![sample(1), sample(3)]);
     }
 
     proptest::proptest! {

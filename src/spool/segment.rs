@@ -26,9 +26,11 @@ pub fn dir_for(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Creates the directory if needed and takes its lock: one server per spool.
+/// Creates the directory if needed (mode 0700: it holds whole messages) and takes its
+/// lock: one server per spool.
 pub fn lock(dir: &Path) -> std::io::Result<File> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let file = File::options()
         .create(true)
         .truncate(false)
@@ -83,7 +85,7 @@ pub struct Segment {
     /// Its number (file name).
     pub number: u64,
     /// The open file.
-    pub file: File,
+    pub file: std::sync::Arc<File>,
     /// Zero-filled bytes (where appending starts to grow the file).
     pub capacity: u64,
     /// Bytes of records written so far.
@@ -112,7 +114,7 @@ impl Segment {
         File::open(dir)?.sync_all()?;
         Ok(Segment {
             number,
-            file,
+            file: std::sync::Arc::new(file),
             capacity,
             written: 0,
             last_seq: 0,
@@ -125,12 +127,17 @@ impl Segment {
         self.written > 0 && self.written + bytes as u64 > self.capacity
     }
 
-    /// Writes `bytes` after what is written and makes them durable (`fdatasync`).
-    pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    /// Writes `bytes` after what is written (not yet durable: see [`Segment::append`]).
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file.write_all_at(bytes, self.written)?;
-        self.file.sync_data()?;
         self.written += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Writes `bytes` after what is written and makes them durable (`fdatasync`).
+    pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write(bytes)?;
+        self.file.sync_data()
     }
 }
 
@@ -151,6 +158,15 @@ mod tests {
         assert_eq!(next_size(0), FIRST_SEGMENT_BYTES);
         assert_eq!(next_size(FIRST_SEGMENT_BYTES), 2 * FIRST_SEGMENT_BYTES);
         assert_eq!(next_size(MAX_SEGMENT_BYTES), MAX_SEGMENT_BYTES);
+    }
+
+    #[test]
+    fn a_new_spool_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("db-spool");
+        let _lock = lock(&spool).unwrap();
+        assert_eq!(std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777, 0o700);
     }
 
     #[test]
