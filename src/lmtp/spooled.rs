@@ -34,6 +34,11 @@ pub fn start(db: &Path, delivery: &Delivery, options: SpoolOptions) -> Result<(S
     for chunk in records.chunks(RECOVERY_BATCH) {
         apply(delivery, chunk, true).map_err(SpooledError::Store)?;
     }
+    // With the spool, no session waits on the writer: it runs at the applier's priority.
+    delivery.writer.submit_blocking(|_| {
+        spool::lower_priority();
+        Ok(())
+    }).map_err(|e| SpooledError::Store(e.to_string()))?;
     let delivery = delivery.clone();
     Ok(recovered.start(options, move |batch, flush| apply(&delivery, batch, flush))?)
 }

@@ -31,6 +31,7 @@ pub(super) fn apply_loop<A>(shared: &Shared, from_writer: mpsc::Receiver<Durable
 where
     A: FnMut(&[Record], bool) -> Result<(), String>,
 {
+    super::lower_priority();
     let max_batch = options.max_apply_batch.max(1);
     let patience = options.close_patience;
     let mut waiting: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
