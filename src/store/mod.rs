@@ -74,7 +74,18 @@ pub fn configure(conn: &Connection) -> Result<(), StoreError> {
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     if conn.pragma_query_value(None, "page_count", |r| r.get::<_, i64>(0))? == 0 {
-        create(&mut conn, path)?;
+        create(&mut conn)?;
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            // The file is synced through a descriptor of its own, and closing any
+            // descriptor of a file drops every POSIX lock the process holds on it. A
+            // connection open across that close would think it still holds its SHARED
+            // lock while another process's connection, closing last, takes EXCLUSIVE,
+            // checkpoints and deletes the WAL under it (every later flush then fails).
+            // So the creating connection is closed first and the store opened anew.
+            drop(conn);
+            sync_new_file(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+            conn = Connection::open(path)?;
+        }
     }
     configure(&conn)?;
     // An ingest that stopped mid-load may have left its deferred indexes dropped; put
@@ -99,8 +110,8 @@ const PAGE_BYTES: i64 = 16384;
 /// Lays out a new, empty database file: WAL mode and the schema, written without a
 /// sync at each step (the switch to WAL alone costs four fsyncs and one of the
 /// directory, for a file that holds nothing yet), then checkpointed into the file,
-/// which is synced with its directory once, before anything is stored in it.
-fn create(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+/// which [`open`] syncs with its directory once, before anything is stored in it.
+fn create(conn: &mut Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "synchronous", "OFF")?;
     // Only a database without pages takes a page size (WAL fixes it from then on).
@@ -108,7 +119,7 @@ fn create(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     migrate(conn)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    sync_new_file(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })
+    Ok(())
 }
 
 /// Syncs a newly created database file and the directory holding it (no-op for a

@@ -188,3 +188,24 @@ fn deflate_reuses_its_compressor_correctly() {
         assert_eq!(rebound::store::raw::decode(&rebound::store::raw::deflate(&msg), rebound::store::raw::RawEncoding::Deflate, 1 << 30).unwrap(), msg, "{size}");
     }
 }
+
+#[test]
+fn another_process_closing_the_store_keeps_the_wal_of_the_process_that_created_it() {
+    // A store created by this process, written to and left open (as `serve` does).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let conn = rebound::store::open(&db).unwrap();
+    conn.execute("UPDATE spool_state SET applied_seq = 1", []).unwrap();
+    let wal = dir.path().join("r.db-wal");
+    assert!(wal.exists());
+    // An app reads the store with the system's SQLite and closes: it must see it is
+    // not the last connection (rebound's own commands never delete the WAL on close).
+    let read = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('SELECT count(*) FROM messages').fetchone()\nc.close()";
+    let out = Command::new("python3").args(["-c", read]).arg(&db).output().expect("python3 (the CI installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(wal.exists(), "the other process deleted the WAL of a store still open here");
+    conn.execute("UPDATE spool_state SET applied_seq = 2", []).unwrap();
+    drop(conn);
+    let seq: i64 = rusqlite::Connection::open(&db).unwrap().query_row("SELECT applied_seq FROM spool_state", [], |r| r.get(0)).unwrap();
+    assert_eq!(seq, 2);
+}
