@@ -36,6 +36,7 @@ fn fuzz_regressions() {
     }
     for (_, data) in inputs("spool_record") {
         let _ = rebound::spool::record::read_all(&data);
+        let _ = rebound::spool::record::decode_payload(7, &data);
         n += 1;
     }
     for (_, data) in inputs("maillog_line") {
