@@ -86,6 +86,12 @@ pub struct Metrics {
     pub batch_jobs: Histogram,
     /// Seconds per group commit (BEGIN to COMMIT done).
     pub commit_seconds: Histogram,
+    /// Messages per intake-spool flush (one `fdatasync`).
+    pub spool_flush_messages: Histogram,
+    /// Seconds per intake-spool write and `fdatasync`.
+    pub spool_flush_seconds: Histogram,
+    /// Message bytes acknowledged and not yet in the store.
+    pub spool_backlog_bytes: AtomicU64,
 }
 
 const REPLY_BASE: u16 = 200;
@@ -102,6 +108,9 @@ impl Metrics {
                 &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
                 1e6,
             ),
+            spool_flush_messages: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0], 1.0),
+            spool_flush_seconds: Histogram::new(&[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], 1e6),
+            spool_backlog_bytes: AtomicU64::new(0),
         }
     }
 
@@ -160,6 +169,13 @@ impl Metrics {
         );
         self.batch_jobs.render("rebound_store_batch_jobs", "Jobs per group commit.", &mut out);
         self.commit_seconds.render("rebound_store_commit_seconds", "Group commit latency in seconds.", &mut out);
+        self.spool_flush_messages.render("rebound_spool_flush_messages", "Messages per intake-spool fdatasync.", &mut out);
+        self.spool_flush_seconds.render("rebound_spool_flush_seconds", "Intake-spool write and fdatasync latency in seconds.", &mut out);
+        let _ = writeln!(
+            out,
+            "# HELP rebound_spool_backlog_bytes Message bytes acknowledged and not yet stored.\n# TYPE rebound_spool_backlog_bytes gauge\nrebound_spool_backlog_bytes {}",
+            self.spool_backlog_bytes.load(Relaxed)
+        );
         out
     }
 }
@@ -235,7 +251,11 @@ mod tests {
         m.batch_jobs.observe(3.0);
         m.reply(250);
         m.message("bounce");
+        m.spool_flush_seconds.observe(0.0002);
+        m.spool_backlog_bytes.store(4096, Relaxed);
         let text = m.render();
+        assert!(text.contains("rebound_spool_flush_seconds_bucket{le=\"0.00025\"} 1"), "{text}");
+        assert!(text.contains("rebound_spool_backlog_bytes 4096"), "{text}");
         assert!(text.contains("rebound_store_batch_jobs_bucket{le=\"4\"} 2"), "{text}");
         assert!(text.contains("rebound_store_batch_jobs_bucket{le=\"1\"} 1"), "{text}");
         assert!(text.contains("rebound_lmtp_replies_total{code=\"250\"} 1"), "{text}");

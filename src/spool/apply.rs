@@ -95,6 +95,7 @@ where
             shared.backlog_bytes.fetch_sub(bytes, Ordering::SeqCst);
         }
         shared.stored.1.notify_all();
+        crate::metrics::global().spool_backlog_bytes.store(shared.backlog_bytes.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
         if let Ok(mut s) = shared.stats.lock() {
             s.applies += u64::from(count > 0);
             s.applied_records += count;

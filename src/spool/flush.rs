@@ -109,11 +109,16 @@ pub(super) fn flush_loop(shared: &Shared, writing: &Mutex<Writing>, sequencer: &
         let started = Instant::now();
         match file.sync_data() {
             Ok(()) => {
+                let took = started.elapsed();
                 if let Ok(mut s) = shared.stats.lock() {
                     s.flushes += 1;
                     s.records += batch.len() as u64;
-                    s.flush_micros += started.elapsed().as_micros() as u64;
+                    s.flush_micros += took.as_micros() as u64;
                 }
+                let m = crate::metrics::global();
+                m.spool_flush_messages.observe(batch.len() as f64);
+                m.spool_flush_seconds.observe(took.as_secs_f64());
+                m.spool_backlog_bytes.store(shared.backlog_bytes.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
                 let mut items = Vec::with_capacity(batch.len());
                 for (seq, e) in (first..).zip(batch) {
                     let _ = e.reply.send(Ok(()));

@@ -114,7 +114,7 @@ fn dsns_set_address_status(start: fn(&Path, &Path) -> Rebound) {
     let tmp = shared_tempdir();
     let db = tmp.path().join("rebound.db");
     let paths: Vec<String> = CASES.iter().map(|c| sign(tmp.path(), &db, c.0)).collect();
-    let server = start(tmp.path(), &db);
+    let mut server = start(tmp.path(), &db);
     let (port, socket) = (server.port, server.socket.clone());
     let unix_rcpts: Vec<String> = CASES.iter().zip(&paths).filter(|(c, _)| c.3).map(|(_, p)| p.clone()).collect();
     let pf = Postfix::start(
@@ -124,13 +124,16 @@ fn dsns_set_address_status(start: fn(&Path, &Path) -> Rebound) {
     for ((_, rcpt, _, _), rp) in CASES.iter().zip(&paths) {
         pf.inject(rp, rcpt);
     }
-    // An LMTP 250 means committed: once Postfix logs status=sent, the store has it.
+    // An LMTP 250 means on disk: once Postfix logs status=sent, rebound has the message.
     pf.wait_until(LIMIT, "Postfix's DSNs delivered to rebound", || {
         paths.iter().all(|p| !pf.lmtp_deliveries(p).is_empty())
     });
     for ((_, _, _, unix), rp) in CASES.iter().zip(&paths) {
         assert_delivered_via(&pf, rp, *unix, port, &socket);
     }
+    // With the intake spool a 250 means on disk and the rows follow: a drained stop
+    // stores everything acknowledged.
+    assert!(server.stop(), "serve did not exit cleanly: {}", server.log());
 
     let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("open the store");

@@ -27,6 +27,7 @@ pub struct Rebound {
     pub port: u16,
     /// Its unix socket.
     pub socket: PathBuf,
+    stopped: bool,
 }
 
 impl Rebound {
@@ -107,7 +108,7 @@ impl Rebound {
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
             .expect("spawn rebound serve");
-        let server = Rebound { child, stderr, port, socket };
+        let server = Rebound { child, stderr, port, socket, stopped: false };
         let mut buf = [0u8; 4096];
         loop {
             let n = notify.recv(&mut buf).unwrap_or_else(|e| panic!("no READY=1 from serve: {e}; {}", server.log()));
@@ -123,8 +124,22 @@ impl Rebound {
     }
 }
 
+impl Rebound {
+    /// SIGTERM and wait: serve drains, so every message it acknowledged is stored
+    /// (with the intake spool the rows follow the 250 by a few ms).
+    pub fn stop(&mut self) -> bool {
+        // SAFETY: kill(2) on our own child's pid, not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.stopped = true;
+        self.child.wait().is_ok_and(|s| s.success())
+    }
+}
+
 impl Drop for Rebound {
     fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
