@@ -11,6 +11,8 @@ pub struct ServeProc {
     child: Child,
     /// The bound TCP address, ADDR:PORT.
     pub addr: String,
+    /// Messages the intake spool held from before the start, stored before listening.
+    pub recovered: usize,
 }
 
 impl ServeProc {
@@ -33,8 +35,13 @@ impl ServeProc {
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut addr = None;
+        let mut recovered = 0;
         for line in lines.by_ref() {
             let line = line.unwrap();
+            if line.contains("storing messages spooled before the last stop") {
+                let start = line.find("\"messages\":").expect("messages field") + 11;
+                recovered = line[start..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap();
+            }
             if line.contains("\"listening\"") {
                 let start = line.find("\"address\":\"").expect("address field") + 11;
                 let end = line[start..].find('"').unwrap() + start;
@@ -45,7 +52,7 @@ impl ServeProc {
         let addr = addr.expect("serve exited before listening");
         // Keep draining the log so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        ServeProc { child, addr }
+        ServeProc { child, addr, recovered }
     }
 
     /// The child's process id.
