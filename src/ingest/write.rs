@@ -47,12 +47,14 @@ pub(super) fn write_chunks(
     let mut bulk = BulkWrite::begin(conn, db)?;
     // Into an empty store, two of the events indexes are built once at the end (after
     // `begin`: the drop is made durable with the load, not by a sync of its own).
-    let deferred = summary.bytes_total >= opts.defer_indexes_from_bytes && crate::store::bulk_indexes::defer_if_empty(conn)?;
+    let deferral =
+        if summary.bytes_total >= opts.defer_indexes_from_bytes { crate::store::bulk_indexes::defer_if_empty(conn)? } else { None };
     let mut times = Times::default();
     let written = write_all(conn, bulk.as_mut(), order, read_all, inputs, verp, &keys, opts, now, summary, start, progress, &mut times);
     // Rebuilt whether or not the load succeeded, and before the final sync covers it.
     let t = Instant::now();
-    let restored = if deferred { crate::store::bulk_indexes::restore(conn).map_err(IngestError::from) } else { Ok(()) };
+    let restored = if deferral.is_some() { crate::store::bulk_indexes::restore(conn).map_err(IngestError::from) } else { Ok(()) };
+    drop(deferral);
     let finished = bulk.map_or(Ok(()), |b| b.finish(conn));
     tracing::debug!(waited = ?times.waited, committing = ?times.committing, indexes = ?t.elapsed(), total = ?start.elapsed(), "ingest writer");
     written.and(restored).and(finished)

@@ -31,24 +31,12 @@ pub fn dir_for(db: &Path) -> PathBuf {
 pub fn lock(dir: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock(2) on a descriptor we own; the lock lives as long as the File.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(file);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        return Err(std::io::Error::new(
+    crate::store::lockfile::try_exclusive(&dir.join("lock"))?.ok_or_else(|| {
+        std::io::Error::new(
             std::io::ErrorKind::WouldBlock,
             format!("{} is in use by another rebound serve on the same database", dir.display()),
-        ));
-    }
-    Err(e)
+        )
+    })
 }
 
 /// Path of segment `number` in `dir`.

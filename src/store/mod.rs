@@ -6,6 +6,7 @@ pub mod correlate;
 pub mod dedup;
 pub mod event;
 pub mod hooks;
+pub mod lockfile;
 pub mod query;
 pub mod logevents;
 pub mod logpos;
@@ -89,9 +90,9 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     }
     configure(&conn)?;
     // An ingest that stopped mid-load may have left its deferred indexes dropped; put
-    // them back before a migration might refer to them.
+    // them back before a migration might refer to them (not while the load still runs).
     if schema_version(&conn)? >= 1 {
-        bulk_indexes::restore(&mut conn)?;
+        bulk_indexes::restore_if_abandoned(&mut conn)?;
     }
     migrate(&mut conn)?;
     Ok(conn)
