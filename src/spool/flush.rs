@@ -1,32 +1,26 @@
-//! The spool's flusher threads. A flusher takes whatever sessions queued, frames it
-//! with sequence numbers and writes it at the end of the current segment (under the
-//! write lock, so the file holds groups in sequence order), then runs `fdatasync`
-//! outside the lock and answers the sessions. Groups go to the applier in sequence
-//! order whichever flusher ends first ([`Sequencer`]).
+//! The spool's flusher thread. It takes whatever sessions queued, frames it with
+//! sequence numbers, writes it at the end of the current segment with one `fdatasync`,
+//! answers the sessions and hands the group to the applier. It rotates to the next
+//! zero-filled segment (made in the background) and deletes segments the store holds.
 //!
-//! [`FLUSHERS`] is 1. The code allows more, and the disk takes several flushes at a time
-//! (5,500 flushes/s from one thread, 8,100 from two, 12,100 from four on the build VM).
-//! But each one is then slower (0.20-0.24 -> 0.29-0.32 ms), groups get smaller, and
-//! LMTP at 8 sessions did not gain (5,800-6,700 against 5,800-6,200 messages/s).
+//! One thread: the disk takes several flushes at a time (5,500 flushes/s from one
+//! thread, 8,100 from two, 12,100 from four on the build VM), but with two or three
+//! flushers each flush was slower (0.20-0.24 -> 0.29-0.32 ms), groups smaller, and
+//! LMTP at 8 sessions did not gain (docs/performance.md).
 //!
-//! With more than one flusher, a group may be answered before an earlier one: its
-//! `fdatasync` came after the earlier group's write and flushes every dirty page of
-//! the file. A failed `fdatasync` is final (the kernel may have dropped the pages):
+//! A failed write or `fdatasync` is final (the kernel may have dropped the pages):
 //! every later append fails until the process restarts, as for the WAL. Recovery
 //! ([`super::record::read_all`]) finds every intact record even past a damaged one.
 
 use super::apply::Durable;
 use super::segment::{self, Segment};
 use super::{record, Entry, Shared, SpoolError};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Flusher threads (see the module comment for why one).
-pub(super) const FLUSHERS: usize = 1;
 
 /// How long a flusher sleeps with nothing queued before looking for segments to delete.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -34,7 +28,8 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// Largest write buffer kept between groups.
 const BUFFER_KEEP_BYTES: usize = 4 << 20;
 
-/// The end of the spool: the segment written to and what comes next, under one lock.
+/// The end of the spool: the segment written to and what comes next, owned by the
+/// flusher thread and handed back when it ends.
 pub(super) struct Writing {
     pub(super) dir: PathBuf,
     current: Segment,
@@ -64,82 +59,43 @@ impl Writing {
     }
 }
 
-/// Hands durable groups to the applier in sequence order, whichever flusher ends first.
-pub(super) struct Sequencer {
-    next: u64,
-    /// Groups done ahead of `next`: first sequence number -> (last, payloads or None
-    /// for a group that failed and was answered 451).
-    ahead: BTreeMap<u64, (u64, Option<Durable>)>,
-    to_applier: mpsc::Sender<Durable>,
-}
-
-impl Sequencer {
-    /// Starts at sequence number `next`.
-    pub(super) fn new(next: u64, to_applier: mpsc::Sender<Durable>) -> Sequencer {
-        Sequencer { next, ahead: BTreeMap::new(), to_applier }
-    }
-
-    fn done(&mut self, first: u64, last: u64, items: Option<Durable>) {
-        self.ahead.insert(first, (last, items));
-        while let Some((last, items)) = self.ahead.remove(&self.next) {
-            if let Some(items) = items {
-                if self.to_applier.send(items).is_err() {
-                    tracing::error!("spool applier stopped; records stay for the next start");
-                }
-            }
-            self.next = last + 1;
-        }
-    }
-}
-
-/// A flusher thread's loop, until the spool is closed and nothing is queued.
-pub(super) fn flush_loop(shared: &Shared, writing: &Mutex<Writing>, sequencer: &Mutex<Sequencer>) {
-    while let Some(batch) = next_batch(shared, writing) {
-        let (first, last, file) = {
-            let mut w = writing.lock().unwrap_or_else(|e| e.into_inner());
-            match write(&mut w, &batch) {
-                Ok(written) => written,
-                Err(e) => {
-                    drop(w);
-                    refuse(shared, batch, e);
-                    continue;
-                }
+/// The flusher thread's loop, until the spool is closed and nothing is queued; gives
+/// back the writing state (for the close).
+pub(super) fn flush_loop(shared: &Shared, mut w: Writing, to_applier: mpsc::Sender<Durable>) -> Writing {
+    while let Some(batch) = next_batch(shared, &mut w) {
+        let started = Instant::now();
+        let first = match write(&mut w, &batch) {
+            Ok(first) => first,
+            Err(e) => {
+                refuse(shared, batch, e);
+                continue;
             }
         };
-        let started = Instant::now();
-        match file.sync_data() {
-            Ok(()) => {
-                let took = started.elapsed();
-                if let Ok(mut s) = shared.stats.lock() {
-                    s.flushes += 1;
-                    s.records += batch.len() as u64;
-                    s.flush_micros += took.as_micros() as u64;
-                }
-                let m = crate::metrics::global();
-                m.spool_flush_messages.observe(batch.len() as f64);
-                m.spool_flush_seconds.observe(took.as_secs_f64());
-                m.spool_backlog_bytes.store(shared.backlog_bytes.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
-                let mut items = Vec::with_capacity(batch.len());
-                for (seq, e) in (first..).zip(batch) {
-                    let _ = e.reply.send(Ok(()));
-                    items.push((seq, e.payload));
-                }
-                sequencer.lock().unwrap_or_else(|e| e.into_inner()).done(first, last, Some(items));
-            }
-            Err(e) => {
-                let text = format!("spool fdatasync: {e}");
-                tracing::error!(error = %text, "spool flush failed; refusing further messages until restart");
-                writing.lock().unwrap_or_else(|e| e.into_inner()).failed.get_or_insert(text.clone());
-                refuse(shared, batch, SpoolError::Failed(text));
-                sequencer.lock().unwrap_or_else(|e| e.into_inner()).done(first, last, None);
-            }
+        let took = started.elapsed();
+        if let Ok(mut s) = shared.stats.lock() {
+            s.flushes += 1;
+            s.records += batch.len() as u64;
+            s.flush_micros += took.as_micros() as u64;
+        }
+        let m = crate::metrics::global();
+        m.spool_flush_messages.observe(batch.len() as f64);
+        m.spool_flush_seconds.observe(took.as_secs_f64());
+        m.spool_backlog_bytes.store(shared.backlog_bytes.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
+        let mut items = Vec::with_capacity(batch.len());
+        for (seq, e) in (first..).zip(batch) {
+            let _ = e.reply.send(Ok(()));
+            items.push((seq, e.payload));
+        }
+        if to_applier.send(items).is_err() {
+            tracing::error!("spool applier stopped; records stay for the next start");
         }
     }
+    w
 }
 
 /// Waits for queued entries (deleting applied segments now and then); None once the
 /// spool is closed and nothing is left.
-fn next_batch(shared: &Shared, writing: &Mutex<Writing>) -> Option<Vec<Entry>> {
+fn next_batch(shared: &Shared, writing: &mut Writing) -> Option<Vec<Entry>> {
     let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if !st.queue.is_empty() {
@@ -160,10 +116,9 @@ fn next_batch(shared: &Shared, writing: &Mutex<Writing>) -> Option<Vec<Entry>> {
     }
 }
 
-/// Frames `batch` and writes it at the end of the spool (rotating to the next segment
-/// when it would overflow); returns its first and last sequence numbers and the file
-/// to flush.
-fn write(w: &mut Writing, batch: &[Entry]) -> Result<(u64, u64, std::sync::Arc<std::fs::File>), SpoolError> {
+/// Frames `batch`, writes it at the end of the spool (rotating to the next segment
+/// when it would overflow) and makes it durable; returns its first sequence number.
+fn write(w: &mut Writing, batch: &[Entry]) -> Result<u64, SpoolError> {
     if let Some(e) = &w.failed {
         return Err(SpoolError::Failed(e.clone()));
     }
@@ -178,11 +133,11 @@ fn write(w: &mut Writing, batch: &[Entry]) -> Result<(u64, u64, std::sync::Arc<s
     w.buf = if buf.capacity() > BUFFER_KEEP_BYTES { Vec::new() } else { buf };
     written?;
     w.next_seq = last + 1;
-    Ok((first, last, w.current.file.clone()))
+    Ok(first)
 }
 
-/// Writes framed records ending at sequence `last` into the current segment (or the
-/// next one).
+/// Writes and syncs framed records ending at sequence `last` in the current segment
+/// (or the next one).
 fn append(w: &mut Writing, buf: &[u8], last: u64) -> Result<(), SpoolError> {
     if w.current.would_overflow(buf.len()) {
         match rotate(&w.dir, &mut w.current, &mut w.spare) {
@@ -194,17 +149,19 @@ fn append(w: &mut Writing, buf: &[u8], last: u64) -> Result<(), SpoolError> {
             }
         }
     }
-    match w.current.write(buf) {
+    match w.current.append(buf) {
         Ok(()) => {
             w.current.last_seq = last;
             Ok(())
         }
         Err(e) => {
-            // A short write may have left part of the group: nothing after it may go
-            // into this segment, and the disk is in doubt. Final, like a failed flush.
+            // A short write may have left part of the group, and after a failed flush the
+            // kernel may have dropped pages: the disk is in doubt until restart. The
+            // group's numbers are not used again (it may be on disk in part).
             let text = format!("spool segment {}: {e}", w.current.number);
             tracing::error!(error = %text, "spool write failed; refusing further messages until restart");
             w.failed = Some(text.clone());
+            w.next_seq = last + 1;
             Err(SpoolError::Failed(text))
         }
     }
@@ -246,9 +203,8 @@ fn rotate(dir: &Path, current: &mut Segment, spare: &mut Option<JoinHandle<std::
 }
 
 /// Deletes the full segments whose every record the store holds.
-fn release(shared: &Shared, writing: &Mutex<Writing>) {
+fn release(shared: &Shared, w: &mut Writing) {
     let applied = shared.applied.load(Ordering::SeqCst);
-    let mut w = writing.lock().unwrap_or_else(|e| e.into_inner());
     while let Some(&(number, last_seq)) = w.full.front() {
         if last_seq > applied {
             break;

@@ -9,7 +9,7 @@
 //!
 //! - `record`: the framed, checksummed record format (pure).
 //! - `segment`: the directory, its lock and its zero-filled segment files.
-//! - `flush`: the flusher threads (group write + `fdatasync`, answers).
+//! - `flush`: the flusher thread (group write + `fdatasync`, answers).
 //! - `apply`: the applier thread (ordered batches to the store).
 //! - `threads`: starting and closing them.
 

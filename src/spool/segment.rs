@@ -73,7 +73,7 @@ pub struct Segment {
     /// Its number (file name).
     pub number: u64,
     /// The open file.
-    pub file: std::sync::Arc<File>,
+    pub file: File,
     /// Zero-filled bytes (where appending starts to grow the file).
     pub capacity: u64,
     /// Bytes of records written so far.
@@ -102,7 +102,7 @@ impl Segment {
         File::open(dir)?.sync_all()?;
         Ok(Segment {
             number,
-            file: std::sync::Arc::new(file),
+            file,
             capacity,
             written: 0,
             last_seq: 0,
@@ -115,17 +115,12 @@ impl Segment {
         self.written > 0 && self.written + bytes as u64 > self.capacity
     }
 
-    /// Writes `bytes` after what is written (not yet durable: see [`Segment::append`]).
-    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all_at(bytes, self.written)?;
-        self.written += bytes.len() as u64;
-        Ok(())
-    }
-
     /// Writes `bytes` after what is written and makes them durable (`fdatasync`).
     pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.write(bytes)?;
-        self.file.sync_data()
+        self.file.write_all_at(bytes, self.written)?;
+        self.file.sync_data()?;
+        self.written += bytes.len() as u64;
+        Ok(())
     }
 }
 

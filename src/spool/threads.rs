@@ -1,18 +1,18 @@
-//! Starting and stopping the spool's threads: the flushers ([`super::flush`]), which
-//! make queued messages durable and answer the sessions, and the applier
+//! Starting and stopping the spool's threads: the flusher ([`super::flush`]), which
+//! makes queued messages durable and answers the sessions, and the applier
 //! ([`super::apply`]), which stores them. Closing drains both and empties the
 //! spool when the store holds everything.
 
 use super::apply::{apply_loop, Durable};
-use super::flush::{flush_loop, Sequencer, Writing, FLUSHERS};
+use super::flush::{flush_loop, Writing};
 use super::segment::{self, Segment};
 use super::{Record, Shared, SpoolOptions, SpoolThreads};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 
-/// Starts the applier and the flushers; writing begins in `first` at `next_seq`.
+/// Starts the applier and the flusher; writing begins in `first` at `next_seq`.
 pub(super) fn spawn<A>(
     shared: Arc<Shared>,
     dir: PathBuf,
@@ -30,26 +30,22 @@ where
     let applier = std::thread::Builder::new()
         .name("rebound-apply".into())
         .spawn(move || apply_loop(&applier_shared, from_flushers, &options, apply))?;
-    let writing = Arc::new(Mutex::new(Writing::new(dir.clone(), first, next_seq)));
-    // The flushers hold the only sender: the applier ends after the last of them.
-    let sequencer = Arc::new(Mutex::new(Sequencer::new(next_seq, to_applier)));
-    let mut flushers = Vec::new();
-    for _ in 0..FLUSHERS {
-        let (shared, writing, sequencer) = (shared.clone(), writing.clone(), sequencer.clone());
-        flushers.push(std::thread::Builder::new().name("rebound-spool".into()).spawn(move || flush_loop(&shared, &writing, &sequencer))?);
-    }
-    drop(sequencer);
+    let writing = Writing::new(dir.clone(), first, next_seq);
+    // The flusher holds the only sender: the applier ends after it.
+    let flusher_shared = shared.clone();
+    let flusher = std::thread::Builder::new()
+        .name("rebound-spool".into())
+        .spawn(move || flush_loop(&flusher_shared, writing, to_applier))?;
     let close = move || {
         {
             let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             st.closed = true;
         }
         shared.wake.notify_all();
-        for f in flushers {
-            let _ = f.join();
-        }
+        let writing = flusher.join();
         let _ = applier.join();
-        let mut w = writing.lock().unwrap_or_else(|e| e.into_inner());
+        // A flusher that panicked leaves its segments (and any records) to the next start.
+        let Ok(mut w) = writing else { return false };
         let last_seq = w.next_seq - 1;
         let segments = w.segments();
         let empty = shared.applied.load(Ordering::SeqCst) >= last_seq;
