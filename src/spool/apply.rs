@@ -90,11 +90,7 @@ where
             shared.applied.fetch_max(committed, Ordering::SeqCst);
             flushed_at = Instant::now();
         }
-        {
-            let _guard = shared.stored.0.lock().unwrap_or_else(|e| e.into_inner());
-            shared.backlog_bytes.fetch_sub(bytes, Ordering::SeqCst);
-        }
-        shared.stored.1.notify_all();
+        shared.settle(bytes);
         crate::metrics::global().spool_backlog_bytes.store(shared.backlog_bytes.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
         if let Ok(mut s) = shared.stats.lock() {
             s.applies += u64::from(count > 0);

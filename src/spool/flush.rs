@@ -170,11 +170,7 @@ fn append(w: &mut Writing, buf: &[u8], last: u64) -> Result<(), SpoolError> {
 /// Answers every entry of `batch` with `error` (nothing of it was made durable).
 fn refuse(shared: &Shared, batch: Vec<Entry>, error: SpoolError) {
     for e in batch {
-        {
-            let _guard = shared.stored.0.lock().unwrap_or_else(|e| e.into_inner());
-            shared.backlog_bytes.fetch_sub(e.payload.len(), Ordering::SeqCst);
-        }
-        shared.stored.1.notify_all();
+        shared.settle(e.payload.len());
         let _ = e.reply.send(Err(error.clone()));
     }
 }

@@ -82,7 +82,7 @@ pub struct SpoolStats {
     pub records: u64,
     /// Time spent in write + `fdatasync`, microseconds.
     pub flush_micros: u64,
-    /// Batches the store applied, and the records in them.
+    /// Batches the store applied.
     pub applies: u64,
     /// Records applied to the store.
     pub applied_records: u64,
@@ -193,6 +193,17 @@ struct Shared {
     stored: (Mutex<()>, Condvar),
 }
 
+impl Shared {
+    /// Takes `bytes` off the backlog (stored, or refused) and wakes [`Spool::wait_applied`].
+    fn settle(&self, bytes: usize) {
+        {
+            let _guard = self.stored.0.lock().unwrap_or_else(|e| e.into_inner());
+            self.backlog_bytes.fetch_sub(bytes, Ordering::SeqCst);
+        }
+        self.stored.1.notify_all();
+    }
+}
+
 struct State {
     queue: Vec<Entry>,
     closed: bool,
@@ -212,7 +223,7 @@ impl Spool {
         let before = s.backlog_bytes.fetch_add(len, Ordering::SeqCst);
         // One message is always taken when nothing waits, however large.
         if before > 0 && before + len > s.max_backlog_bytes {
-            s.backlog_bytes.fetch_sub(len, Ordering::SeqCst);
+            s.settle(len);
             return Err(SpoolError::Backlog(before));
         }
         let (reply, wait) = oneshot::channel();
@@ -220,7 +231,7 @@ impl Spool {
             let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.closed {
                 drop(st);
-                s.backlog_bytes.fetch_sub(len, Ordering::SeqCst);
+                s.settle(len);
                 return Err(SpoolError::Closed);
             }
             st.queue.push(Entry { payload, reply });
