@@ -94,7 +94,7 @@ impl Delivery {
         }
         let prepared = if t.message.len() > INLINE_PREPARE_BYTES {
             let this = self.clone();
-            match tokio::task::spawn_blocking(move || this.prepare(t, now)).await {
+            match tokio::task::spawn_blocking(move || this.prepare(t.sender, t.recipients, &t.message, now)).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "message preparation failed");
@@ -102,7 +102,7 @@ impl Delivery {
                 }
             }
         } else {
-            self.prepare(t, now)
+            self.prepare(t.sender, t.recipients, &t.message, now)
         };
         let verp = self.verp.clone();
         let prepared = Arc::new(prepared);
@@ -122,22 +122,21 @@ impl Delivery {
 
     /// The rows of a message read back from the spool (received at its `received_at`).
     pub fn prepare_spooled(&self, r: &crate::spool::Record) -> Prepared {
-        let t = Transaction { sender: r.sender.clone(), recipients: r.recipients.clone(), message: r.message.clone() };
-        self.prepare(t, r.received_at)
+        self.prepare(r.sender.clone(), r.recipients.clone(), &r.message, r.received_at)
     }
 
-    fn prepare(&self, t: Transaction, now: i64) -> Prepared {
-        let processed = pipeline::process_message(&t.message, &self.classifier.current());
+    fn prepare(&self, sender: String, recipients: Vec<String>, raw: &[u8], now: i64) -> Prepared {
+        let processed = pipeline::process_message(raw, &self.classifier.current());
         let mut events = Vec::new();
-        for rcpt in &t.recipients {
+        for rcpt in &recipients {
             let env = Envelope { source: "lmtp".into(), recipient: rcpt.clone() };
             events.extend(pipeline::event_rows(&processed, &env, now));
         }
-        let sha256 = hex_sha256(&t.message);
+        let sha256 = hex_sha256(raw);
         let message = NewMessage {
-            envelope_sender: t.sender,
-            envelope_recipients: t.recipients,
-            ..NewMessage::received(&t.message, sha256, "lmtp", processed.stored_kind(), self.keep_raw, now)
+            envelope_sender: sender,
+            envelope_recipients: recipients,
+            ..NewMessage::received(raw, sha256, "lmtp", processed.stored_kind(), self.keep_raw, now)
         };
         Prepared { message, parsed: processed.parsed, events, received_at: now }
     }
