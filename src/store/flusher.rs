@@ -133,10 +133,10 @@ impl Committed {
     /// Flushes once for every transaction in `ran` that committed.
     pub(super) fn flush(&mut self, ran: &[Ran]) -> (Result<(), String>, SyncInfo) {
         let committed = ran.iter().filter(|r| r.result.is_ok()).count();
-        // Jobs that keep their own durable copy do not wait for the disk; a later flush
-        // (or checkpoint) covers their transactions too.
+        // Only a committed job that waits for the disk needs a flush: jobs that keep
+        // their own durable copy are covered by a later flush (or checkpoint).
         let waited_for = ran.iter().any(|r| r.result.is_ok() && r.jobs.iter().any(|j| j.wants_flush()));
-        if committed == 0 || !waited_for {
+        if !waited_for {
             (Ok(()), SyncInfo::default())
         } else {
             self.syncs += 1;
