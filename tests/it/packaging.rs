@@ -202,3 +202,128 @@ fn sendmail_recipe_builds_with_m4() {
         assert!(flags.contains('z'), "mailer {mailer} lacks F=z (LMTP): {flags}");
     }
 }
+
+/// The system calls the unit's `SystemCallFilter=` lines let through (systemd semantics:
+/// the first line decides allow- or deny-list; later lines add to or take from it; the
+/// @default group is always allowed). None for a deny-list unit.
+fn unit_allowed_syscalls(unit: &str, groups: &std::collections::HashMap<String, Vec<String>>) -> Option<std::collections::HashSet<String>> {
+    fn expand(name: &str, groups: &std::collections::HashMap<String, Vec<String>>, out: &mut std::collections::HashSet<String>) {
+        match groups.get(name) {
+            Some(members) => members.iter().for_each(|m| expand(m, groups, out)),
+            None => assert!(!name.starts_with('@'), "unknown syscall group {name}"),
+        }
+        if !name.starts_with('@') {
+            out.insert(name.to_string());
+        }
+    }
+    let mut allowed: Option<std::collections::HashSet<String>> = None;
+    for value in unit.lines().filter_map(|l| l.strip_prefix("SystemCallFilter=")) {
+        let (deny, list) = match value.strip_prefix('~') {
+            Some(rest) => (true, rest),
+            None => (false, value),
+        };
+        let mut set = std::collections::HashSet::new();
+        list.split_whitespace().for_each(|n| expand(n, groups, &mut set));
+        match allowed.as_mut() {
+            None if deny => return None,
+            None => {
+                expand("@default", groups, &mut set);
+                allowed = Some(set);
+            }
+            Some(a) if deny => a.retain(|n| !set.contains(n)),
+            Some(a) => a.extend(set),
+        }
+    }
+    allowed
+}
+
+/// `systemd-analyze syscall-filter`: every group and its members (syscalls or groups).
+fn syscall_groups() -> Option<std::collections::HashMap<String, Vec<String>>> {
+    let out = Command::new("systemd-analyze").args(["syscall-filter", "--no-pager"]).output().ok()?;
+    let mut groups = std::collections::HashMap::new();
+    let mut current: Option<String> = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(name) = line.strip_prefix('@') {
+            current = Some(format!("@{}", name.trim()));
+            groups.insert(format!("@{}", name.trim()), Vec::new());
+        } else if let (Some(g), member) = (current.as_ref(), line.trim()) {
+            if !member.is_empty() && !member.starts_with('#') {
+                groups.get_mut(g).expect("group").push(member.to_string());
+            }
+        }
+        if line.trim().is_empty() {
+            current = None;
+        }
+    }
+    Some(groups)
+}
+
+/// One LMTP transaction with a DSN to 127.0.0.1:`port`; true on the final 250.
+fn deliver_one(port: u16) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    let mut r = BufReader::new(stream.try_clone().expect("clone"));
+    let mut w = stream;
+    let mut reply = || {
+        let mut last = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return last;
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line;
+            }
+            last = line;
+        }
+    };
+    reply();
+    let body = "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@bounces.example.test\r\nSubject: Undelivered Mail\r\n\
+        Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\r\nfailed\r\n--b\r\n\
+        Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; gone@example.org\r\n\
+        Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user\r\n--b--\r\n.\r\n";
+    for cmd in ["LHLO t\r\n", "MAIL FROM:<>\r\n", "RCPT TO:<bounces@bounces.example.test>\r\n", "DATA\r\n"] {
+        w.write_all(cmd.as_bytes()).expect("write");
+        reply();
+    }
+    w.write_all(body.as_bytes()).expect("write");
+    let done = reply().starts_with("250");
+    let _ = w.write_all(b"QUIT\r\n");
+    done
+}
+
+#[test]
+fn service_syscall_filter_allows_every_call_serve_makes() {
+    // A system call the unit's filter denies kills serve with SIGSYS (no errno is set),
+    // and only under systemd: run serve under strace through a delivery and a drain, and
+    // check every call against the filter.
+    let Some(groups) = syscall_groups().filter(|g| g.contains_key("@system-service")) else {
+        eprintln!("NOTICE: systemd-analyze not found; syscall filter check skipped");
+        return;
+    };
+    if Command::new("strace").arg("-V").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "strace missing (the CI installs it)");
+        eprintln!("NOTICE: strace not found; syscall filter check skipped");
+        return;
+    }
+    let allowed = unit_allowed_syscalls(&read("packaging/systemd/rebound.service"), &groups).expect("an allow-list filter");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let trace = tmp.path().join("trace");
+    let mut serve = crate::postfix_e2e::server::Rebound::traced(tmp.path(), &tmp.path().join("r.db"), &trace);
+    assert!(deliver_one(serve.port), "{}", serve.log());
+    assert!(serve.stop(), "serve did not drain cleanly: {}", serve.log());
+    let text = std::fs::read_to_string(&trace).expect("trace");
+    let mut used = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        // "PID  name(args) = result" ("<... name resumed>", signals and exits are skipped)
+        let call = line.split_once(char::is_whitespace).map_or("", |(_, rest)| rest.trim_start());
+        let name: String = call.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if !name.is_empty() && call[name.len()..].starts_with('(') {
+            used.insert(name);
+        }
+    }
+    assert!(used.contains("fdatasync") && used.contains("accept4"), "the trace misses serve's work: {used:?}");
+    let denied: Vec<_> = used.iter().filter(|n| !allowed.contains(*n)).collect();
+    assert!(denied.is_empty(), "rebound.service's SystemCallFilter kills serve on {denied:?}");
+}

@@ -4,8 +4,8 @@
 //! Needs root and the postfix package (.ci/run installs it); in CI (env CI set) a
 //! missing Postfix fails the tests, elsewhere they print a notice and skip.
 
-mod harness;
-mod server;
+pub(crate) mod harness;
+pub(crate) mod server;
 mod sink;
 
 use harness::{shared_tempdir, LmtpTargets, Postfix, BOUNCE_DOMAIN};

@@ -28,6 +28,8 @@ pub struct Rebound {
     /// Its unix socket.
     pub socket: PathBuf,
     stopped: bool,
+    /// The child is strace; serve is its child.
+    traced: bool,
 }
 
 impl Rebound {
@@ -37,10 +39,29 @@ impl Rebound {
         let socket = dir.join("lmtp.sock");
         let mut cmd = rebound(dir);
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--socket"]).arg(&socket).arg("--db").arg(db);
-        let server = Rebound::spawn(dir, cmd, port, socket);
+        let server = Rebound::spawn(dir, cmd, port, socket, false);
         // Postfix's lmtp client runs as user postfix; serve's default mode is 0660 root.
         std::fs::set_permissions(&server.socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
         server
+    }
+
+    /// `rebound serve --listen 127.0.0.1:PORT --db DB` run by `strace -f`, which writes every
+    /// system call of every thread to `trace`; as root, serve runs as `nobody` (`dir` is
+    /// made writable for it), as the unit runs it as a system user. [`Rebound::stop`]
+    /// signals serve itself.
+    pub fn traced(dir: &Path, db: &Path, trace: &Path) -> Rebound {
+        let port = super::harness::free_port();
+        let mut cmd = Command::new("strace");
+        cmd.current_dir(dir).env_remove("REBOUND_CONFIG").stdin(Stdio::null());
+        cmd.args(["-f", "-qq", "-o"]).arg(trace);
+        // SAFETY: geteuid(2) has no arguments.
+        if unsafe { libc::geteuid() } == 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+            cmd.args(["-u", "nobody"]);
+        }
+        cmd.arg(env!("CARGO_BIN_EXE_rebound"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"]).arg(db);
+        Rebound::spawn(dir, cmd, port, dir.join("unused.sock"), true)
     }
 
     /// Serve under socket activation, with the listeners of packaging/systemd/rebound.socket
@@ -92,15 +113,17 @@ impl Rebound {
                 Ok(())
             });
         }
-        let server = Rebound::spawn(dir, cmd, port, socket);
+        let server = Rebound::spawn(dir, cmd, port, socket, false);
         drop((tcp_keep, unix_keep)); // serve holds its own copies now
         server
     }
 
-    fn spawn(dir: &Path, mut cmd: Command, port: u16, socket: PathBuf) -> Rebound {
+    fn spawn(dir: &Path, mut cmd: Command, port: u16, socket: PathBuf, traced: bool) -> Rebound {
         let notify_path = dir.join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        // serve may run as another user (traced as root).
+        std::fs::set_permissions(&notify_path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
         notify.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
         let stderr = dir.join("rebound.stderr");
         let child = cmd
@@ -108,7 +131,7 @@ impl Rebound {
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
             .expect("spawn rebound serve");
-        let server = Rebound { child, stderr, port, socket, stopped: false };
+        let server = Rebound { child, stderr, port, socket, stopped: false, traced };
         let mut buf = [0u8; 4096];
         loop {
             let n = notify.recv(&mut buf).unwrap_or_else(|e| panic!("no READY=1 from serve: {e}; {}", server.log()));
@@ -116,6 +139,16 @@ impl Rebound {
                 return server;
             }
         }
+    }
+
+    /// The pid of serve: the child, or when traced the child's only child.
+    fn serve_pid(&self) -> libc::pid_t {
+        let pid = self.child.id();
+        if !self.traced {
+            return pid as libc::pid_t;
+        }
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        children.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(pid as libc::pid_t)
     }
 
     /// What serve wrote on standard error so far.
@@ -128,8 +161,8 @@ impl Rebound {
     /// SIGTERM and wait: serve drains, so every message it acknowledged is stored
     /// (with the intake spool the rows follow the 250 by a few ms).
     pub fn stop(&mut self) -> bool {
-        // SAFETY: kill(2) on our own child's pid, not yet reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        // SAFETY: kill(2) on our own child's pid (or, traced, its child's), not yet reaped.
+        unsafe { libc::kill(self.serve_pid(), libc::SIGTERM) };
         self.stopped = true;
         self.child.wait().is_ok_and(|s| s.success())
     }
@@ -140,7 +173,7 @@ impl Drop for Rebound {
         if self.stopped {
             return;
         }
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        unsafe { libc::kill(self.serve_pid(), libc::SIGTERM) };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = self.child.try_wait() {
