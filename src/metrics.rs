@@ -92,6 +92,8 @@ pub struct Metrics {
     pub spool_flush_seconds: Histogram,
     /// Message bytes acknowledged and not yet in the store.
     pub spool_backlog_bytes: AtomicU64,
+    /// Times the store's threads were raised from idle priority (the store fell behind).
+    pub spool_store_raised: AtomicU64,
 }
 
 const REPLY_BASE: u16 = 200;
@@ -111,6 +113,7 @@ impl Metrics {
             spool_flush_messages: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0], 1.0),
             spool_flush_seconds: Histogram::new(&[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], 1e6),
             spool_backlog_bytes: AtomicU64::new(0),
+            spool_store_raised: AtomicU64::new(0),
         }
     }
 
@@ -175,6 +178,11 @@ impl Metrics {
             out,
             "# HELP rebound_spool_backlog_bytes Message bytes acknowledged and not yet stored.\n# TYPE rebound_spool_backlog_bytes gauge\nrebound_spool_backlog_bytes {}",
             self.spool_backlog_bytes.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rebound_spool_store_raised_total Times the store's threads left idle CPU priority because the store fell behind.\n# TYPE rebound_spool_store_raised_total counter\nrebound_spool_store_raised_total {}",
+            self.spool_store_raised.load(Relaxed)
         );
         out
     }
@@ -256,6 +264,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("rebound_spool_flush_seconds_bucket{le=\"0.00025\"} 1"), "{text}");
         assert!(text.contains("rebound_spool_backlog_bytes 4096"), "{text}");
+        assert!(text.contains("rebound_spool_store_raised_total "), "{text}");
         assert!(text.contains("rebound_store_batch_jobs_bucket{le=\"4\"} 2"), "{text}");
         assert!(text.contains("rebound_store_batch_jobs_bucket{le=\"1\"} 1"), "{text}");
         assert!(text.contains("rebound_lmtp_replies_total{code=\"250\"} 1"), "{text}");

@@ -34,13 +34,15 @@ pub fn start(db: &Path, delivery: &Delivery, options: SpoolOptions) -> Result<(S
     for chunk in records.chunks(RECOVERY_BATCH) {
         apply(delivery, chunk, true).map_err(SpooledError::Store)?;
     }
+    let for_applier = delivery.clone();
+    let (spool, threads) = recovered.start(options, move |batch, flush| apply(&for_applier, batch, flush))?;
     // With the spool, no session waits on the writer: it runs at the applier's priority.
-    delivery.writer.submit_blocking(|_| {
-        spool::lower_priority();
+    let enlist = spool.clone();
+    delivery.writer.submit_blocking(move |_| {
+        enlist.enlist_store_thread();
         Ok(())
     }).map_err(|e| SpooledError::Store(e.to_string()))?;
-    let delivery = delivery.clone();
-    Ok(recovered.start(options, move |batch, flush| apply(&delivery, batch, flush))?)
+    Ok((spool, threads))
 }
 
 /// Parses and classifies a batch of spooled messages, stores them and moves the

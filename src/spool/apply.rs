@@ -31,7 +31,7 @@ pub(super) fn apply_loop<A>(shared: &Shared, from_writer: mpsc::Receiver<Durable
 where
     A: FnMut(&[Record], bool) -> Result<(), String>,
 {
-    super::lower_priority();
+    shared.priority.enlist();
     let max_batch = options.max_apply_batch.max(1);
     let patience = options.close_patience;
     let mut waiting: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
@@ -91,7 +91,9 @@ where
             flushed_at = Instant::now();
         }
         shared.settle(bytes);
-        crate::metrics::global().spool_backlog_bytes.store(shared.backlog_bytes.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
+        let backlog = shared.backlog_bytes.load(Ordering::Relaxed);
+        shared.priority.stored(backlog, shared.max_backlog_bytes);
+        crate::metrics::global().spool_backlog_bytes.store(backlog as u64, Ordering::Relaxed);
         if let Ok(mut s) = shared.stats.lock() {
             s.applies += u64::from(count > 0);
             s.applied_records += count;

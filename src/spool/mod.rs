@@ -12,9 +12,11 @@
 //! - `flush`: the flusher thread (group write + `fdatasync`, answers).
 //! - `apply`: the applier thread (ordered batches to the store).
 //! - `threads`: starting and closing them.
+//! - `priority`: the CPU priority of the threads that store (idle while they keep up).
 
 mod apply;
 mod flush;
+mod priority;
 pub mod record;
 pub mod segment;
 mod threads;
@@ -159,6 +161,7 @@ impl Recovered {
             applied: AtomicU64::new(self.next_seq - 1),
             stats: Mutex::new(SpoolStats::default()),
             stored: (Mutex::new(()), Condvar::new()),
+            priority: priority::StorePriority::new(),
         });
         let threads = threads::spawn(
             shared.clone(),
@@ -191,6 +194,8 @@ struct Shared {
     stats: Mutex<SpoolStats>,
     /// Signalled after each batch the applier stored (for [`Spool::wait_applied`]).
     stored: (Mutex<()>, Condvar),
+    /// The CPU priority of the applier and the store's writer.
+    priority: priority::StorePriority,
 }
 
 impl Shared {
@@ -221,6 +226,7 @@ impl Spool {
         let s = &self.shared;
         let len = payload.len();
         let before = s.backlog_bytes.fetch_add(len, Ordering::SeqCst);
+        s.priority.appended(before, s.max_backlog_bytes);
         // One message is always taken when nothing waits, however large.
         if before > 0 && before + len > s.max_backlog_bytes {
             s.settle(len);
@@ -240,6 +246,12 @@ impl Spool {
         wait.await.unwrap_or(Err(SpoolError::Closed))
     }
 
+    /// Makes the calling thread one of the store's threads (the applier is one): idle
+    /// CPU priority while the store keeps up, normal while it falls behind.
+    pub fn enlist_store_thread(&self) {
+        self.shared.priority.enlist();
+    }
+
     /// Totals so far.
     pub fn stats(&self) -> SpoolStats {
         *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
@@ -254,6 +266,9 @@ impl Spool {
     /// `timeout` passed (false).
     pub fn wait_applied(&self, timeout: std::time::Duration) -> bool {
         let s = &self.shared;
+        if s.backlog_bytes.load(Ordering::SeqCst) > 0 {
+            s.priority.hurry();
+        }
         let deadline = std::time::Instant::now() + timeout;
         let (lock, signal) = &s.stored;
         let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -268,18 +283,6 @@ impl Spool {
                 .unwrap_or_else(|e| e.into_inner().0);
         }
         true
-    }
-}
-
-/// Lowers the calling thread's CPU priority (nice 10, this thread only on Linux): the
-/// store work nobody waits on yields the cores to the sessions and the flusher when the
-/// machine is busy. LMTP at 8 sessions: 5,400-6,500 -> 6,500-8,200 messages/s in
-/// alternating runs on 2 cores.
-pub fn lower_priority() {
-    // SAFETY: setpriority(2) on our own thread id; no memory is passed.
-    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
-    if done != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "thread priority unchanged");
     }
 }
 

@@ -121,17 +121,3 @@ fn a_second_server_on_the_same_spool_is_refused() {
     assert!(recover(dir.path(), 0).is_ok(), "the lock goes with the first");
 }
 
-#[test]
-fn lower_priority_touches_only_the_calling_thread() {
-    // SAFETY: getpriority(2) of our own thread ids.
-    let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-    let before = nice();
-    let inside = std::thread::spawn(move || {
-        lower_priority();
-        nice()
-    })
-    .join()
-    .unwrap();
-    assert!(inside >= 10, "nice {inside}");
-    assert_eq!(nice(), before, "the caller's own thread is untouched");
-}

@@ -42,6 +42,8 @@ where
             st.closed = true;
         }
         shared.wake.notify_all();
+        // The stop waits on the store now.
+        shared.priority.hurry();
         let writing = flusher.join();
         let _ = applier.join();
         // A flusher that panicked leaves its segments (and any records) to the next start.
