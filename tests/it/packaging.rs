@@ -307,10 +307,15 @@ fn service_syscall_filter_allows_every_call_serve_makes() {
         eprintln!("NOTICE: strace not found; syscall filter check skipped");
         return;
     }
-    let allowed = unit_allowed_syscalls(&read("packaging/systemd/rebound.service"), &groups).expect("an allow-list filter");
+    let unit = read("packaging/systemd/rebound.service");
+    let allowed = unit_allowed_syscalls(&unit, &groups).expect("an allow-list filter");
+    // LimitNICE=+N is the raw limit 20 - N (what lets serve raise its store threads again).
+    let nice_limit = unit.lines().filter_map(|l| l.strip_prefix("LimitNICE=+")).find_map(|n| n.trim().parse::<u64>().ok()).map(|n| 20 - n);
+    // SAFETY: geteuid(2) has no arguments.
+    let nice_limit = nice_limit.filter(|_| unsafe { libc::geteuid() } == 0);
     let tmp = tempfile::tempdir().expect("tempdir");
     let trace = tmp.path().join("trace");
-    let mut serve = crate::postfix_e2e::server::Rebound::traced(tmp.path(), &tmp.path().join("r.db"), &trace);
+    let mut serve = crate::postfix_e2e::server::Rebound::traced(tmp.path(), &tmp.path().join("r.db"), &trace, nice_limit);
     assert!(deliver_one(serve.port), "{}", serve.log());
     assert!(serve.stop(), "serve did not drain cleanly: {}", serve.log());
     let text = std::fs::read_to_string(&trace).expect("trace");
@@ -324,6 +329,7 @@ fn service_syscall_filter_allows_every_call_serve_makes() {
         }
     }
     assert!(used.contains("fdatasync") && used.contains("accept4"), "the trace misses serve's work: {used:?}");
+    assert!(used.contains("sched_setscheduler"), "the store threads' priority was never set: {used:?}");
     let denied: Vec<_> = used.iter().filter(|n| !allowed.contains(*n)).collect();
     assert!(denied.is_empty(), "rebound.service's SystemCallFilter kills serve on {denied:?}");
 }
