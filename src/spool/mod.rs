@@ -58,7 +58,9 @@ pub enum SpoolError {
 pub struct SpoolOptions {
     /// Message bytes that may wait for the store before new messages get 451.
     pub max_backlog_bytes: usize,
-    /// Most records the applier hands the store in one batch.
+    /// Most records the applier hands the store in one batch (all of them are parsed
+    /// and held at once: 1,024 took peak RSS at 32 sessions to 45-50 MiB, 256 to 35-38,
+    /// at the same rate).
     pub max_apply_batch: usize,
     /// After close, how long a failing store is retried before the rest is left to
     /// the next start.
@@ -69,7 +71,7 @@ impl Default for SpoolOptions {
     fn default() -> Self {
         SpoolOptions {
             max_backlog_bytes: 64 << 20,
-            max_apply_batch: 1024,
+            max_apply_batch: 256,
             close_patience: std::time::Duration::from_secs(30),
         }
     }
