@@ -12,9 +12,28 @@
 //! RLIMIT_NICE of 20 (systemd: `LimitNICE=+0`); a process that may not do so runs the
 //! threads at nice 10 throughout.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+thread_local! {
+    /// Takes an enlisted thread off the list as it exits, so a thread id the kernel
+    /// hands to some other thread later is never changed.
+    static ENLISTED: RefCell<Vec<Departure>> = const { RefCell::new(Vec::new()) };
+}
+
+struct Departure {
+    threads: Arc<Mutex<Vec<libc::pid_t>>>,
+    tid: libc::pid_t,
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        threads.retain(|&t| t != self.tid);
+    }
+}
 
 /// How long messages may wait with nothing stored before the threads are raised.
 const STALLED: Duration = Duration::from_secs(1);
@@ -29,8 +48,8 @@ const NOTICE_EVERY: Duration = Duration::from_secs(60);
 pub(super) struct StorePriority {
     /// SCHED_IDLE can be left again, so the level follows the backlog.
     adaptive: bool,
-    /// Thread ids enlisted so far.
-    threads: Mutex<Vec<libc::pid_t>>,
+    /// Thread ids enlisted and still running.
+    threads: Arc<Mutex<Vec<libc::pid_t>>>,
     raised: AtomicBool,
     epoch: Instant,
     /// Milliseconds after `epoch` when the store last made progress (or messages
@@ -50,7 +69,7 @@ impl StorePriority {
     fn with_stall(adaptive: bool, stalled: Duration) -> StorePriority {
         StorePriority {
             adaptive,
-            threads: Mutex::new(Vec::new()),
+            threads: Arc::new(Mutex::new(Vec::new())),
             raised: AtomicBool::new(false),
             epoch: Instant::now(),
             progress_ms: AtomicU64::new(0),
@@ -63,13 +82,18 @@ impl StorePriority {
     pub(super) fn enlist(&self) {
         // SAFETY: gettid(2) has no arguments.
         let tid = unsafe { libc::gettid() };
-        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        threads.push(tid);
-        if !self.adaptive {
-            set_nice(tid, FIXED_NICE);
-        } else if !self.raised.load(Ordering::SeqCst) {
-            set_idle(tid, true);
+        {
+            // Under the lock: a raise or a lowering cannot slip in between.
+            let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+            threads.push(tid);
+            if !self.adaptive {
+                set_nice(tid, FIXED_NICE);
+            } else if !self.raised.load(Ordering::SeqCst) {
+                set_idle(tid, true);
+            }
         }
+        let departure = Departure { threads: self.threads.clone(), tid };
+        ENLISTED.with(|e| e.borrow_mut().push(departure));
     }
 
     /// A message was accepted when `before` bytes were waiting for the store.
@@ -210,6 +234,22 @@ mod tests {
             assert!(inside.1 >= FIXED_NICE, "nice {}", inside.1);
         }
         assert_eq!((policy(), nice()), before, "the caller's own thread is untouched");
+    }
+
+    #[test]
+    fn a_thread_that_exits_leaves_the_list() {
+        let p = StorePriority::with_stall(false, STALLED);
+        // join (pthread_join) returns after the thread's exit, its destructors included.
+        let while_running = std::thread::scope(|s| {
+            s.spawn(|| {
+                p.enlist();
+                p.threads.lock().unwrap().len()
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(while_running, 1);
+        assert!(p.threads.lock().unwrap().is_empty(), "its id may belong to another thread by now");
     }
 
     #[test]
