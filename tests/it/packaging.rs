@@ -293,6 +293,17 @@ fn deliver_one(port: u16) -> bool {
     done
 }
 
+/// The response to `GET path` from 127.0.0.1:`port`, read to the end.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).expect("write");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
 #[test]
 fn service_syscall_filter_allows_every_call_serve_makes() {
     // A system call the unit's filter denies kills serve with SIGSYS (no errno is set),
@@ -315,8 +326,14 @@ fn service_syscall_filter_allows_every_call_serve_makes() {
     let nice_limit = nice_limit.filter(|_| unsafe { libc::geteuid() } == 0);
     let tmp = tempfile::tempdir().expect("tempdir");
     let trace = tmp.path().join("trace");
-    let mut serve = crate::postfix_e2e::server::Rebound::traced(tmp.path(), &tmp.path().join("r.db"), &trace, nice_limit);
+    // The metrics endpoint too (its listener and its HTTP exchange).
+    let metrics_port = crate::postfix_e2e::harness::free_port();
+    let config = tmp.path().join("rebound.toml");
+    std::fs::write(&config, format!("[metrics]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n")).expect("config");
+    let mut serve = crate::postfix_e2e::server::Rebound::traced(tmp.path(), &tmp.path().join("r.db"), &config, &trace, nice_limit);
     assert!(deliver_one(serve.port), "{}", serve.log());
+    let metrics = http_get(metrics_port, "/metrics");
+    assert!(metrics.contains("rebound_spool_store_raised_total"), "{metrics}");
     assert!(serve.stop(), "serve did not drain cleanly: {}", serve.log());
     let text = std::fs::read_to_string(&trace).expect("trace");
     let mut used = std::collections::BTreeSet::new();

@@ -45,12 +45,13 @@ impl Rebound {
         server
     }
 
-    /// `rebound serve --listen 127.0.0.1:PORT --db DB` run by `strace -f`, which writes every
-    /// system call of every thread to `trace`; as root, serve runs as `nobody` (`dir` is
-    /// made writable for it), as the unit runs it as a system user. [`Rebound::stop`]
-    /// signals serve itself. `nice_limit` sets RLIMIT_NICE, as the unit's `LimitNICE=`,
-    /// where the hard limit allows (a container may lack CAP_SYS_RESOURCE).
-    pub fn traced(dir: &Path, db: &Path, trace: &Path, nice_limit: Option<u64>) -> Rebound {
+    /// `rebound --config CONFIG serve --listen 127.0.0.1:PORT --db DB` run by `strace -f`,
+    /// which writes every system call of every thread to `trace`. As root, serve runs as
+    /// `nobody` (`dir` is made writable for it), as the unit runs it as a system user.
+    /// [`Rebound::stop`] signals serve itself. `nice_limit` sets RLIMIT_NICE, as the
+    /// unit's `LimitNICE=`, where the hard limit allows (a container may lack
+    /// CAP_SYS_RESOURCE).
+    pub fn traced(dir: &Path, db: &Path, config: &Path, trace: &Path, nice_limit: Option<u64>) -> Rebound {
         let port = super::harness::free_port();
         let mut cmd = Command::new("strace");
         cmd.current_dir(dir).env_remove("REBOUND_CONFIG").stdin(Stdio::null());
@@ -61,6 +62,7 @@ impl Rebound {
             cmd.args(["-u", "nobody"]);
         }
         cmd.arg(env!("CARGO_BIN_EXE_rebound"));
+        cmd.arg("--config").arg(config);
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"]).arg(db);
         if let Some(limit) = nice_limit {
             // SAFETY: setrlimit(2) between fork and exec, on a value on the stack.
