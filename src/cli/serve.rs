@@ -51,20 +51,29 @@ impl BatchLog {
     }
 
     fn log(&self, what: &str) {
-        let per = |n: u64, d: u64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
         tracing::info!(
             batches = self.batches,
             batch_jobs = self.jobs,
-            batch_mean = format!("{:.1}", per(self.jobs, self.batches)),
+            batch_mean = mean(self.jobs, self.batches),
             batch_max = self.max,
-            commit_ms_mean = format!("{:.2}", per(self.commit_micros, self.batches) / 1000.0),
+            commit_ms_mean = mean_ms(self.commit_micros, self.batches),
             flushes = self.flushes,
-            flush_jobs_mean = format!("{:.1}", per(self.jobs, self.flushes)),
-            flush_ms_mean = format!("{:.2}", per(self.flush_micros, self.flushes) / 1000.0),
-            durable_ms_mean = format!("{:.2}", per(self.durable_micros, self.batches) / 1000.0),
+            flush_jobs_mean = mean(self.jobs, self.flushes),
+            flush_ms_mean = mean_ms(self.flush_micros, self.flushes),
+            durable_ms_mean = mean_ms(self.durable_micros, self.batches),
             "{what}"
         );
     }
+}
+
+/// `n / d` with one decimal, for the totals logged at exit ("0.0" when `d` is 0).
+fn mean(n: u64, d: u64) -> String {
+    format!("{:.1}", if d > 0 { n as f64 / d as f64 } else { 0.0 })
+}
+
+/// `micros / d` in milliseconds with two decimals ("0.00" when `d` is 0).
+fn mean_ms(micros: u64, d: u64) -> String {
+    format!("{:.2}", if d > 0 { micros as f64 / d as f64 / 1000.0 } else { 0.0 })
 }
 
 /// Runs the LMTP server until SIGTERM or Ctrl-C.
@@ -148,14 +157,13 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
         // Everything acknowledged goes into the store before the writer stops.
         let emptied = threads.close();
         let s = spool.stats();
-        let per = |n: u64, d: u64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
         tracing::info!(
             spool_flushes = s.flushes,
             spool_records = s.records,
-            spool_flush_records_mean = format!("{:.1}", per(s.records, s.flushes)),
-            spool_flush_ms_mean = format!("{:.2}", per(s.flush_micros, s.flushes) / 1000.0),
+            spool_flush_records_mean = mean(s.records, s.flushes),
+            spool_flush_ms_mean = mean_ms(s.flush_micros, s.flushes),
             spool_applies = s.applies,
-            spool_apply_records_mean = format!("{:.1}", per(s.applied_records, s.applies)),
+            spool_apply_records_mean = mean(s.applied_records, s.applies),
             emptied,
             "spool totals"
         );
