@@ -55,14 +55,19 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// Appends a whole record (header and payload) with sequence number `seq` to `out`.
 pub fn frame(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&seq.to_le_bytes());
-    crc.update(payload);
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&checksum(seq, payload).to_le_bytes());
     out.extend_from_slice(payload);
+}
+
+/// The CRC-32 of a record: over its sequence number and its payload.
+fn checksum(seq: u64, payload: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&seq.to_le_bytes());
+    crc.update(payload);
+    crc.finalize()
 }
 
 /// Reads the record at the start of `bytes`: the record and its framed length, or
@@ -76,10 +81,7 @@ pub fn read(bytes: &[u8]) -> Option<(Record, usize)> {
     let seq = r.u64()?;
     let crc = r.u32()?;
     let payload = r.take(len)?;
-    let mut check = crc32fast::Hasher::new();
-    check.update(&seq.to_le_bytes());
-    check.update(payload);
-    if check.finalize() != crc {
+    if checksum(seq, payload) != crc {
         return None;
     }
     Some((decode_payload(seq, payload)?, HEADER_BYTES + len))
