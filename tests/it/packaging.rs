@@ -258,51 +258,11 @@ fn syscall_groups() -> Option<std::collections::HashMap<String, Vec<String>>> {
     Some(groups)
 }
 
-/// One LMTP transaction with a DSN to 127.0.0.1:`port`; true on the final 250.
-fn deliver_one(port: u16) -> bool {
-    use std::io::{BufRead, BufReader, Write};
-    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-    let mut r = BufReader::new(stream.try_clone().expect("clone"));
-    let mut w = stream;
-    let mut reply = || {
-        let mut last = String::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return last;
-            }
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return line;
-            }
-            last = line;
-        }
-    };
-    reply();
-    let body = "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@bounces.example.test\r\nSubject: Undelivered Mail\r\n\
-        Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\r\nfailed\r\n--b\r\n\
-        Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; gone@example.org\r\n\
-        Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user\r\n--b--\r\n.\r\n";
-    for cmd in ["LHLO t\r\n", "MAIL FROM:<>\r\n", "RCPT TO:<bounces@bounces.example.test>\r\n", "DATA\r\n"] {
-        w.write_all(cmd.as_bytes()).expect("write");
-        reply();
-    }
-    w.write_all(body.as_bytes()).expect("write");
-    let done = reply().starts_with("250");
-    let _ = w.write_all(b"QUIT\r\n");
-    done
-}
-
-/// The response to `GET path` from 127.0.0.1:`port`, read to the end.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).expect("write");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
-}
+/// A DSN for one failed recipient (CRLF line ends).
+const DSN: &[u8] = b"From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@bounces.example.test\r\nSubject: Undelivered Mail\r\n\
+    Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n\r\nfailed\r\n--b\r\n\
+    Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; gone@example.org\r\n\
+    Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user\r\n--b--\r\n";
 
 #[test]
 fn service_syscall_filter_allows_every_call_serve_makes() {
@@ -331,8 +291,12 @@ fn service_syscall_filter_allows_every_call_serve_makes() {
     let config = tmp.path().join("rebound.toml");
     std::fs::write(&config, format!("[metrics]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n")).expect("config");
     let mut serve = crate::postfix_e2e::server::Rebound::traced(tmp.path(), &tmp.path().join("r.db"), &config, &trace, nice_limit);
-    assert!(deliver_one(serve.port), "{}", serve.log());
-    let metrics = http_get(metrics_port, "/metrics");
+    let mut lmtp = crate::lmtp::support::Client::connect(&format!("127.0.0.1:{}", serve.port));
+    lmtp.reply();
+    lmtp.cmd("LHLO t");
+    let done = lmtp.deliver(&["bounces@bounces.example.test"], DSN);
+    assert!(done[0].starts_with("250 "), "{done:?}: {}", serve.log());
+    let metrics = crate::lmtp::support::http_get(&format!("127.0.0.1:{metrics_port}"), "/metrics");
     assert!(metrics.contains("rebound_spool_store_raised_total"), "{metrics}");
     assert!(serve.stop(), "serve did not drain cleanly: {}", serve.log());
     let text = std::fs::read_to_string(&trace).expect("trace");

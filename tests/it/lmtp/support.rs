@@ -195,11 +195,14 @@ pub fn samples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/postfix-harness/samples")
 }
 
-impl Client {
-    /// Reads raw bytes (through the buffer).
-    pub fn read_raw(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.reader.read(buf)
-    }
+/// The whole response to `GET path` from the HTTP server at `addr` (it answers one
+/// request and closes).
+pub fn http_get(addr: &str, path: &str) -> String {
+    let mut c = Client::connect(addr);
+    c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    let mut text = String::new();
+    c.reader.read_to_string(&mut text).unwrap();
+    text
 }
 
 impl Client {

@@ -1,7 +1,7 @@
 //! Every verb, pipelining, multi-recipient replies, dot-unstuffing, unix sockets,
 //! metrics.
 
-use super::support::{Client, TestServer, BODY};
+use super::support::{http_get, TestServer, BODY};
 use rebound::lmtp::LmtpConfig;
 
 #[test]
@@ -138,23 +138,9 @@ fn metrics_endpoint_serves_prometheus_text_on_loopback_only() {
     c.deliver(&["r@x.test"], BODY);
     // Messages are counted as stored, which with the spool follows the 250.
     assert_eq!(server.count("messages"), 1);
-    let mut http = Client::connect(&addr.to_string());
-    http.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut http_reader(http), &mut text).unwrap();
+    let text = http_get(&addr.to_string(), "/metrics");
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     for name in ["rebound_messages_total{kind=\"unknown\"}", "rebound_lmtp_replies_total{code=\"250\"}", "rebound_store_commit_seconds_bucket", "rebound_store_batch_jobs_count", "rebound_spool_flush_seconds_bucket", "rebound_spool_backlog_bytes"] {
         assert!(text.contains(name), "metrics lack {name}:\n{text}");
     }
-}
-
-fn http_reader(c: Client) -> impl std::io::Read {
-    // The client's buffered reader holds nothing yet: nothing was read before.
-    struct R(Client);
-    impl std::io::Read for R {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.0.read_raw(buf)
-        }
-    }
-    R(c)
 }
