@@ -89,25 +89,14 @@ fn store_failure_gives_451_per_recipient_then_recovers() {
     c.cmd("LHLO client");
     assert!(c.deliver(&["a@x.test"], BODY)[0].starts_with("250"));
     // Cap the database at its current size: the next message cannot be written.
-    let pages: i64 = server
-        .writer()
-        .submit_blocking(|tx| {
-            let n: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-            tx.query_row(&format!("PRAGMA max_page_count = {n}"), [], |r| r.get::<_, i64>(0))?;
-            Ok(n)
-        })
-        .unwrap();
-    assert!(pages > 0);
+    assert!(cap_store(&server, true) > 0);
     let body = incompressible_body();
     let replies = c.deliver(&["a@x.test", "b@x.test"], &body);
     assert_eq!(replies.len(), 2);
     assert!(replies.iter().all(|r| r.starts_with("451 4.3.0")), "{replies:?}");
     assert_eq!(server.count("messages"), 1, "nothing of the failed message was kept");
     // Space comes back: the same connection stores again.
-    server
-        .writer()
-        .submit_blocking(|tx| Ok(tx.query_row("PRAGMA max_page_count = 1073741823", [], |r| r.get::<_, i64>(0))?))
-        .unwrap();
+    cap_store(&server, false);
     let replies = c.deliver(&["a@x.test", "b@x.test"], &body);
     assert!(replies.iter().all(|r| r.starts_with("250")), "{replies:?}");
     assert_eq!(server.count("messages"), 2);
@@ -124,15 +113,16 @@ fn incompressible_body() -> Vec<u8> {
     body.into_iter().map(|b| if b == b'.' { b'-' } else { b }).collect()
 }
 
-/// Caps the store at its current size (true) or lifts the cap (false).
-fn cap_store(server: &TestServer, cap: bool) {
+/// Caps the store at its current size (true) or lifts the cap (false); returns the
+/// store's page limit now.
+fn cap_store(server: &TestServer, cap: bool) -> i64 {
     server
         .writer()
         .submit_blocking(move |tx| {
             let n: i64 = if cap { tx.query_row("PRAGMA page_count", [], |r| r.get(0))? } else { 1073741823 };
             Ok(tx.query_row(&format!("PRAGMA max_page_count = {n}"), [], |r| r.get::<_, i64>(0))?)
         })
-        .unwrap();
+        .unwrap()
 }
 
 #[test]
@@ -142,7 +132,7 @@ fn with_the_spool_a_full_store_still_acknowledges_and_stores_once_it_has_room() 
     c.cmd("LHLO client");
     assert!(c.deliver(&["a@x.test"], BODY)[0].starts_with("250"));
     assert_eq!(server.count("messages"), 1);
-    cap_store(&server, true);
+    assert!(cap_store(&server, true) > 0);
     // The message is durable in the spool: 250, although the store cannot take it yet.
     let replies = c.deliver(&["a@x.test", "b@x.test"], &incompressible_body());
     assert!(replies.iter().all(|r| r.starts_with("250 ")), "{replies:?}");
