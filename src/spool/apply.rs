@@ -91,9 +91,7 @@ where
             flushed_at = Instant::now();
         }
         shared.settle(bytes);
-        let backlog = shared.backlog_bytes.load(Ordering::Relaxed);
-        shared.priority.stored(backlog, shared.max_backlog_bytes);
-        crate::metrics::global().spool_backlog_bytes.store(backlog as u64, Ordering::Relaxed);
+        shared.priority.stored(shared.publish_backlog(), shared.max_backlog_bytes);
         if let Ok(mut s) = shared.stats.lock() {
             s.applies += u64::from(count > 0);
             s.applied_records += count;

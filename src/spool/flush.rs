@@ -80,7 +80,7 @@ pub(super) fn flush_loop(shared: &Shared, mut w: Writing, to_applier: mpsc::Send
         let m = crate::metrics::global();
         m.spool_flush_messages.observe(batch.len() as f64);
         m.spool_flush_seconds.observe(took.as_secs_f64());
-        m.spool_backlog_bytes.store(shared.backlog_bytes.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
+        shared.publish_backlog();
         let mut items = Vec::with_capacity(batch.len());
         for (seq, e) in (first..).zip(batch) {
             let _ = e.reply.send(Ok(()));

@@ -209,6 +209,13 @@ impl Shared {
         }
         self.stored.1.notify_all();
     }
+
+    /// Publishes the backlog to the metrics gauge; returns it.
+    fn publish_backlog(&self) -> usize {
+        let backlog = self.backlog_bytes.load(Ordering::Relaxed);
+        crate::metrics::global().spool_backlog_bytes.store(backlog as u64, Ordering::Relaxed);
+        backlog
+    }
 }
 
 struct State {
