@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # LMTP throughput: Postfix's null LMTP server (smtp-sink -L) against `rebound serve`
-# (durable: each 250 after an fdatasync of the intake spool, or with SPOOL=0 after COMMIT
+# (durable: each 250 after a synchronous write of the intake spool, or with SPOOL=0 after COMMIT
 # and an fdatasync of the WAL; fresh database), both driven by `smtp-source -L` in the
 # same run, at 1, 8 and 32 sessions on the 4 KB Postfix DSN. Prints messages/s, the
 # ratio rebound/smtp-sink, CPU per message of each server (and rebound's by thread),
@@ -87,7 +87,8 @@ for s in $SESSIONS; do
     breakdown+=("$(printf '  %-7s %s' "$s:" "$(per_thread "$t0" "$t1" $((M * R)))")")
 done
 # Where rebound's CPU goes: tokio workers (sockets, parse, classify, deflate), the
-# writer (inserts, COMMIT), the flusher (fdatasync, answers), the checkpointer.
+# writer (inserts, COMMIT), the WAL flusher (fdatasync), the spool (its writes, answers),
+# the applier (parse, classify, store batches), the checkpointer.
 echo "rebound CPU by thread, us per message:"
 printf '%s\n' "${breakdown[@]}"
 rss=$(awk '/VmHWM/ { print $2 }' "/proc/$REB/status")
@@ -98,6 +99,7 @@ echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The final totals: batch_mean = jobs per transaction, flush_jobs_mean = jobs made durable
 # by one fdatasync of the WAL, durable_ms_mean = BEGIN to answered.
 grep -o '"batches[^}]*' "$WORK/rebound.log" | tail -1 | tr -d '"' | tr ',' '\n' | sed 's/^/  /' || true
-# The intake spool (on by default): messages per fdatasync of the spool, its time, and
-# messages per store transaction (every 250 follows the spool's fdatasync).
+# The intake spool (on by default): messages per durable write of the spool, its time,
+# messages per store transaction (every 250 follows the spool's write) and whether the
+# writes went direct (O_DIRECT | O_DSYNC) or through the page cache and fdatasync.
 grep -o '"spool_flushes[^}]*' "$WORK/rebound.log" | tail -1 | tr -d '"' | tr ',' '\n' | sed 's/^/  /' || true

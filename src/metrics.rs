@@ -86,9 +86,9 @@ pub struct Metrics {
     pub batch_jobs: Histogram,
     /// Seconds per group commit (BEGIN to COMMIT done).
     pub commit_seconds: Histogram,
-    /// Messages per intake-spool flush (one `fdatasync`).
+    /// Messages per intake-spool flush (one durable write).
     pub spool_flush_messages: Histogram,
-    /// Seconds per intake-spool write and `fdatasync`.
+    /// Seconds per intake-spool durable write.
     pub spool_flush_seconds: Histogram,
     /// Message bytes acknowledged and not yet in the store.
     pub spool_backlog_bytes: AtomicU64,
@@ -172,8 +172,8 @@ impl Metrics {
         );
         self.batch_jobs.render("rebound_store_batch_jobs", "Jobs per group commit.", &mut out);
         self.commit_seconds.render("rebound_store_commit_seconds", "Group commit latency in seconds.", &mut out);
-        self.spool_flush_messages.render("rebound_spool_flush_messages", "Messages per intake-spool fdatasync.", &mut out);
-        self.spool_flush_seconds.render("rebound_spool_flush_seconds", "Intake-spool write and fdatasync latency in seconds.", &mut out);
+        self.spool_flush_messages.render("rebound_spool_flush_messages", "Messages per intake-spool durable write.", &mut out);
+        self.spool_flush_seconds.render("rebound_spool_flush_seconds", "Intake-spool durable write latency in seconds.", &mut out);
         let _ = writeln!(
             out,
             "# HELP rebound_spool_backlog_bytes Message bytes acknowledged and not yet stored.\n# TYPE rebound_spool_backlog_bytes gauge\nrebound_spool_backlog_bytes {}",

@@ -164,6 +164,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             spool_flush_ms_mean = mean_ms(s.flush_micros, s.flushes),
             spool_applies = s.applies,
             spool_apply_records_mean = mean(s.applied_records, s.applies),
+            spool_direct = s.direct,
             emptied,
             "spool totals"
         );

@@ -1,5 +1,5 @@
 //! From a received LMTP transaction to committed rows. With the intake spool (the
-//! default) the message is appended to it and the 250 follows its `fdatasync`; the
+//! default) the message is appended to it and the 250 follows its durable write; the
 //! spool's applier then parses it and stores it ([`super::spooled`]). Without it: parse
 //! and classify the message, build one `messages` row and the events for each accepted
 //! recipient, and hand them to the single writer, answering once they are committed.

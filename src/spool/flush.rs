@@ -1,5 +1,5 @@
 //! The spool's flusher thread. It takes whatever sessions queued, frames it with
-//! sequence numbers, writes it at the end of the current segment with one `fdatasync`,
+//! sequence numbers, writes it at the end of the current segment with one durable write,
 //! answers the sessions and hands the group to the applier. It rotates to the next
 //! zero-filled segment (made in the background) and deletes segments the store holds.
 //!
@@ -8,7 +8,7 @@
 //! flushers each flush was slower (0.20-0.24 -> 0.29-0.32 ms), groups smaller, and
 //! LMTP at 8 sessions did not gain (docs/performance.md).
 //!
-//! A failed write or `fdatasync` is final (the kernel may have dropped the pages):
+//! A failed write or sync is final (the kernel may have dropped the pages):
 //! every later append fails until the process restarts, as for the WAL. Recovery
 //! ([`super::record::read_all`]) finds every intact record even past a damaged one.
 
@@ -76,6 +76,7 @@ pub(super) fn flush_loop(shared: &Shared, mut w: Writing, to_applier: mpsc::Send
             s.flushes += 1;
             s.records += batch.len() as u64;
             s.flush_micros += took.as_micros() as u64;
+            s.direct = w.current.is_direct();
         }
         let m = crate::metrics::global();
         m.spool_flush_messages.observe(batch.len() as f64);

@@ -1,5 +1,5 @@
 //! The intake spool: a write-ahead log of accepted LMTP transactions in front of the
-//! store. A session's message is appended here and made durable (one `fdatasync`
+//! store. A session's message is appended here and made durable (one synchronous write
 //! shared by every message that arrived meanwhile) before its 250; the applier then
 //! parses it and writes its rows to the store in large batches, in spool order, off
 //! the session's path, exactly as a restart would from the segment files. A
@@ -9,12 +9,14 @@
 //!
 //! - `record`: the framed, checksummed record format (pure).
 //! - `segment`: the directory, its lock and its zero-filled segment files.
-//! - `flush`: the flusher thread (group write + `fdatasync`, answers).
+//! - `direct`: durable appends to a segment that bypass the page cache.
+//! - `flush`: the flusher thread (one durable write per group, answers).
 //! - `apply`: the applier thread (ordered batches to the store).
 //! - `threads`: starting and closing them.
 //! - `priority`: the CPU priority of the threads that store (idle while they keep up).
 
 mod apply;
+mod direct;
 mod flush;
 mod priority;
 pub mod record;
@@ -80,12 +82,15 @@ impl Default for SpoolOptions {
 /// Running totals, for logs and the benchmark.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SpoolStats {
-    /// `fdatasync` calls (one per group of records).
+    /// Durable writes (one per group of records).
     pub flushes: u64,
     /// Records made durable.
     pub records: u64,
-    /// Time spent in write + `fdatasync`, microseconds.
+    /// Time spent in those writes, microseconds.
     pub flush_micros: u64,
+    /// True if the last write went to the disk directly (`O_DIRECT | O_DSYNC`), false if
+    /// through the page cache and `fdatasync`.
+    pub direct: bool,
     /// Batches the store applied.
     pub applies: u64,
     /// Records applied to the store.
