@@ -148,13 +148,29 @@ mod tests {
         (direct, std::fs::read(segment::path(dir.path(), 1)).unwrap(), expected)
     }
 
+    /// A fresh segment of `capacity` zero bytes and a direct writer on it; None (with a
+    /// note) where the test directory's file system refuses O_DIRECT.
+    fn direct_segment(capacity: u64) -> Option<(tempfile::TempDir, Segment, Direct)> {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Segment::create(dir.path(), 1, capacity).unwrap();
+        let Some(d) = open(&segment::path(dir.path(), 1)) else {
+            eprintln!("note: no O_DIRECT on the test directory's file system");
+            return None;
+        };
+        Some((dir, s, d))
+    }
+
+    /// True if `file` starts with `expected` and holds only zeros after it.
+    fn holds(file: &[u8], expected: &[u8]) -> bool {
+        file.get(..expected.len()) == Some(expected) && file.get(expected.len()..).unwrap().iter().all(|&b| b == 0)
+    }
+
     #[test]
     fn groups_across_block_boundaries_land_in_order_with_zeros_after() {
         let sizes = [1, 510, 1, 1, 4093, 4096, 4097, 3, 600, 70_000, 2];
         let (direct, file, expected) = appended(&sizes, 1 << 20);
         assert_eq!(file.len(), 1 << 20, "writes inside the zero-filled size do not grow it");
-        assert_eq!(file.get(..expected.len()), Some(&expected[..]));
-        assert!(file.get(expected.len()..).unwrap().iter().all(|&b| b == 0));
+        assert!(holds(&file, &expected));
         if !direct {
             eprintln!("note: the test directory's file system refuses O_DIRECT; checked the fallback");
         }
@@ -163,19 +179,13 @@ mod tests {
     #[test]
     fn a_group_past_the_zero_filled_size_grows_the_file_by_whole_blocks_at_most() {
         let (_, file, expected) = appended(&[3000, 9000], 4096);
-        assert_eq!(file.get(..expected.len()), Some(&expected[..]));
-        assert!(file.len() >= expected.len() && file.len() < expected.len() + 4096, "{}", file.len());
-        assert!(file.get(expected.len()..).unwrap().iter().all(|&b| b == 0));
+        assert!(holds(&file, &expected));
+        assert!(file.len() < expected.len() + 4096, "{}", file.len());
     }
 
     #[test]
     fn the_largest_block_size_writes_the_same_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Segment::create(dir.path(), 1, 1 << 16).unwrap();
-        let Some(mut d) = open(&segment::path(dir.path(), 1)) else {
-            eprintln!("note: no O_DIRECT on the test directory's file system");
-            return;
-        };
+        let Some((dir, s, mut d)) = direct_segment(1 << 16) else { return };
         d.size = BLOCK_SIZES.len() - 1;
         let mut expected = Vec::new();
         for (i, n) in [700usize, 5000, 1, 8192].into_iter().enumerate() {
@@ -184,19 +194,12 @@ mod tests {
             expected.extend(&bytes);
         }
         drop((d, s));
-        let file = std::fs::read(segment::path(dir.path(), 1)).unwrap();
-        assert_eq!(file.get(..expected.len()), Some(&expected[..]));
-        assert!(file.get(expected.len()..).unwrap().iter().all(|&b| b == 0));
+        assert!(holds(&std::fs::read(segment::path(dir.path(), 1)).unwrap(), &expected));
     }
 
     #[test]
     fn a_large_group_does_not_keep_its_buffer() {
-        let dir = tempfile::tempdir().unwrap();
-        let _s = Segment::create(dir.path(), 1, 16 << 20).unwrap();
-        let Some(mut d) = open(&segment::path(dir.path(), 1)) else {
-            eprintln!("note: no O_DIRECT on the test directory's file system");
-            return;
-        };
+        let Some((dir, _s, mut d)) = direct_segment(16 << 20) else { return };
         let big = vec![7u8; BUFFER_KEEP_BYTES + 1000];
         d.append(0, &big).unwrap();
         assert!(d.buf.len() <= (64 << 10) + ALIGN, "kept {} bytes", d.buf.len());
@@ -210,8 +213,7 @@ mod tests {
         #[test]
         fn any_run_of_groups_reads_back(sizes in proptest::collection::vec(1usize..9000, 1..40)) {
             let (_, file, expected) = appended(&sizes, 1 << 20);
-            proptest::prop_assert_eq!(file.get(..expected.len()), Some(&expected[..]));
-            proptest::prop_assert!(file.get(expected.len()..).unwrap().iter().all(|&b| b == 0));
+            proptest::prop_assert!(holds(&file, &expected));
         }
     }
 }
