@@ -40,7 +40,7 @@ pub struct Direct {
     held: usize,
 }
 
-/// Opens `path` for direct writes; None where direct I/O is off or refused.
+/// Opens `path` for direct writes; None where direct I/O is off, refused or the open failed.
 pub fn open(path: &Path) -> Option<Direct> {
     if UNSUPPORTED.load(Ordering::Relaxed) {
         return None;
@@ -51,8 +51,11 @@ pub fn open(path: &Path) -> Option<Direct> {
         .open(path);
     match file {
         Ok(file) => Some(Direct { file, size: 0, buf: Vec::new(), start: 0, held: 0 }),
+        // Refused: never again. Anything else (out of descriptors): this segment only.
         Err(e) => {
-            give_up(&e);
+            if is_unsupported(&e) {
+                give_up(&e);
+            }
             None
         }
     }
