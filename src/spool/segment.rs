@@ -198,4 +198,16 @@ mod tests {
         remove(dir.path(), 3).unwrap();
         assert_eq!(list(dir.path()).unwrap(), vec![12]);
     }
+
+    #[test]
+    fn without_direct_writes_appends_go_through_the_page_cache_to_the_same_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segment::create(dir.path(), 1, 8192).unwrap();
+        s.direct = None;
+        s.append(b"first").unwrap();
+        s.append(b"second").unwrap();
+        assert!(!s.is_direct());
+        let bytes = std::fs::read(path(dir.path(), 1)).unwrap();
+        assert_eq!((bytes.len(), bytes.get(..12)), (8192, Some(&b"firstsecond\0"[..])));
+    }
 }
