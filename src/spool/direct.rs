@@ -6,9 +6,9 @@
 //! The disk takes only whole aligned blocks at aligned offsets from aligned memory, so
 //! the partly filled last block is kept here and written again, with the next group,
 //! padded with zeros to the block's end, which is what the zero-filled segment already
-//! holds there. Where the file system refuses direct I/O (tmpfs, some network file
-//! systems) or the block size is not one this tries, the segment falls back to
-//! `pwrite` + `fdatasync`, and so does every later one.
+//! holds there. Where the file system refuses direct I/O (tmpfs before Linux 6.6, some
+//! FUSE and network file systems) or the block size is not one this tries, the
+//! segment falls back to `pwrite` + `fdatasync`, and so does every later one.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -32,7 +32,7 @@ static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 pub struct Direct {
     file: File,
     /// Index into [`BLOCK_SIZES`] of the block size in use.
-    size: usize,
+    block_index: usize,
     /// Storage; the aligned data starts at `start`.
     buf: Vec<u8>,
     start: usize,
@@ -50,7 +50,7 @@ pub fn open(path: &Path) -> Option<Direct> {
         .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
         .open(path);
     match file {
-        Ok(file) => Some(Direct { file, size: 0, buf: Vec::new(), start: 0, held: 0 }),
+        Ok(file) => Some(Direct { file, block_index: 0, buf: Vec::new(), start: 0, held: 0 }),
         // Refused: never again. Anything else (out of descriptors): this segment only.
         Err(e) => {
             if is_unsupported(&e) {
@@ -87,12 +87,12 @@ impl Direct {
         area.get_mut(held..total).ok_or_else(out_of_range)?.copy_from_slice(bytes);
         area.get_mut(total..).unwrap_or_default().fill(0);
         loop {
-            let block = BLOCK_SIZES.get(self.size).copied().ok_or_else(out_of_range)?;
+            let block = BLOCK_SIZES.get(self.block_index).copied().ok_or_else(out_of_range)?;
             // From the block `at` falls in to the end of the block `bytes` end in.
             let from = held - held % block;
             let span = area.get(from..total.next_multiple_of(block)).ok_or_else(out_of_range)?;
             match self.file.write_all_at(span, base + from as u64) {
-                Err(e) if is_unsupported(&e) && self.size + 1 < BLOCK_SIZES.len() => self.size += 1,
+                Err(e) if is_unsupported(&e) && self.block_index + 1 < BLOCK_SIZES.len() => self.block_index += 1,
                 Err(e) => return Err(e),
                 Ok(()) => break,
             }
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn the_largest_block_size_writes_the_same_bytes() {
         let Some((dir, s, mut d)) = direct_segment(1 << 16) else { return };
-        d.size = BLOCK_SIZES.len() - 1;
+        d.block_index = BLOCK_SIZES.len() - 1;
         let mut expected = Vec::new();
         for (i, n) in [700usize, 5000, 1, 8192].into_iter().enumerate() {
             let bytes = vec![i as u8 + 1; n];
