@@ -20,7 +20,7 @@ const BLOCK_SIZES: [usize; 2] = [512, 4096];
 
 /// The largest of [`BLOCK_SIZES`]: the buffer's alignment, and the span of the last
 /// block kept (so that moving to a larger block size needs nothing read back).
-const ALIGN: usize = 4096;
+const ALIGN: usize = BLOCK_SIZES[BLOCK_SIZES.len() - 1];
 
 /// Largest piece of a group written at once: a large group (a 50 MB message) goes in
 /// several synchronous writes, so the aligned copy never holds more than this.
@@ -77,7 +77,8 @@ pub fn give_up(e: &std::io::Error) {
 impl Direct {
     /// Writes `bytes` at offset `at` (where the records written so far end; the first
     /// call has `at` 0) and makes them durable. An error that [`is_unsupported`] means
-    /// no block size worked and nothing was written.
+    /// no block size worked for a piece; pieces before it hold the same bytes, so
+    /// writing all of `bytes` again another way is safe.
     pub fn append(&mut self, at: u64, bytes: &[u8]) -> std::io::Result<()> {
         let mut at = at;
         for chunk in bytes.chunks(CHUNK_BYTES) {
@@ -91,10 +92,11 @@ impl Direct {
     fn write_chunk(&mut self, at: u64, bytes: &[u8]) -> std::io::Result<()> {
         debug_assert_eq!(at % ALIGN as u64, self.held as u64);
         let total = self.held + bytes.len();
-        self.reserve(total.next_multiple_of(ALIGN));
+        let padded = total.next_multiple_of(ALIGN);
+        self.reserve(padded);
         let (s, held) = (self.start, self.held);
         let base = at - held as u64;
-        let area = self.buf.get_mut(s..s + total.next_multiple_of(ALIGN)).ok_or_else(out_of_range)?;
+        let area = self.buf.get_mut(s..s + padded).ok_or_else(out_of_range)?;
         area.get_mut(held..total).ok_or_else(out_of_range)?.copy_from_slice(bytes);
         area.get_mut(total..).unwrap_or_default().fill(0);
         loop {
@@ -117,7 +119,7 @@ impl Direct {
 
     /// Makes room for `len` bytes from the aligned start, keeping what is held.
     fn reserve(&mut self, len: usize) {
-        if !self.buf.is_empty() && self.start + len <= self.buf.len() {
+        if self.start + len <= self.buf.len() {
             return;
         }
         let mut grown = vec![0u8; len.max(64 << 10) + ALIGN];
