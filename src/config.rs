@@ -31,10 +31,20 @@ pub struct Config {
 pub enum ConfigError {
     /// The file could not be read.
     #[error("config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// Path of the configuration file.
+        path: PathBuf,
+        /// Why reading it failed.
+        source: std::io::Error,
+    },
     /// The file is not valid TOML for this schema.
     #[error("config {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        /// Path of the configuration file.
+        path: PathBuf,
+        /// The TOML error (with its line and column).
+        source: toml::de::Error,
+    },
 }
 
 impl Config {

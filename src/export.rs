@@ -54,7 +54,12 @@ pub enum ExportError {
     Store(#[from] StoreError),
     /// Writing the list failed.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The file or directory being written: the output, its temporary file or its directory.
+        path: PathBuf,
+        /// Why the write (or create, rename or sync) failed.
+        error: std::io::Error,
+    },
 }
 
 impl From<rusqlite::Error> for ExportError {

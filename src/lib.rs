@@ -4,6 +4,7 @@
 //! (return-path tokens), [`policy`] (event → address status). I/O shell: [`store`]
 //! (SQLite), [`spool`] (the durable intake log in front of it), [`lmtp`] (RFC 2033 server). [`pipeline`] joins them.
 
+#![deny(missing_docs)]
 pub mod classify;
 pub mod config;
 pub mod export;

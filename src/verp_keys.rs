@@ -12,13 +12,26 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub enum KeyFileError {
     /// The file could not be read or created.
     #[error("verp key file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// Path of the key file.
+        path: PathBuf,
+        /// Why reading or creating it failed.
+        source: std::io::Error,
+    },
     /// A line is not a hex key of at least 16 bytes.
     #[error("verp key file {path}:{line}: not a hex key of at least 32 hex digits")]
-    BadKey { path: PathBuf, line: usize },
+    BadKey {
+        /// Path of the key file.
+        path: PathBuf,
+        /// 1-based number of the offending line.
+        line: usize,
+    },
     /// The file holds no key.
     #[error("verp key file {path}: no key")]
-    Empty { path: PathBuf },
+    Empty {
+        /// Path of the key file.
+        path: PathBuf,
+    },
 }
 
 /// Reads the keys of `key_file` (creating it if missing) and of `verify_key_files`.

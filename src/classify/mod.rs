@@ -25,7 +25,12 @@ use std::sync::{Arc, OnceLock};
 pub enum ClassifyError {
     /// The operator rules file could not be read.
     #[error("rules file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// Path of the operator rules file (`[classify] rules`).
+        path: PathBuf,
+        /// Why reading it failed.
+        source: std::io::Error,
+    },
     /// The rules do not load or compile.
     #[error(transparent)]
     Rules(#[from] RulesError),

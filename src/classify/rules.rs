@@ -1,7 +1,7 @@
-//! Classification rules as data: the TOML format ([`spec`]: loading, lists, merging an
-//! operator file over the defaults by id), compilation into a [`RuleSet`] ([`compile`]:
+//! Classification rules as data: the TOML format (`spec`: loading, lists, merging an
+//! operator file over the defaults by id), compilation into a [`RuleSet`] (`compile`:
 //! validation with file and line, the text patterns of `matcher`), first-match-wins
-//! evaluation in file order ([`decide`]), and the rules' own examples ([`examples`]).
+//! evaluation in file order (`decide`), and the rules' own examples (`examples`).
 //!
 //! Speed: a record's diagnostic is scanned once for the words of every pattern; a
 //! rule's pattern is only asked about when the rule is reached in order and its other
@@ -31,10 +31,24 @@ pub const DEFAULT_RULES: &str = include_str!("rules/default.toml");
 pub enum RulesError {
     /// The file is not valid TOML for the rules format.
     #[error("{file}: {message}")]
-    Parse { file: String, message: String },
+    Parse {
+        /// Name of the rules file ("default.toml" for the embedded rules).
+        file: String,
+        /// The TOML parser's error message.
+        message: String,
+    },
     /// A rule is invalid (bad regex, unknown reason, bad status pattern ...).
     #[error("{file}:{line}: rule {id}: {message}")]
-    Rule { file: String, line: usize, id: String, message: String },
+    Rule {
+        /// Name of the rules file that holds the rule ("default.toml" for the embedded rules).
+        file: String,
+        /// 1-based line of the rule's `id` in that file (0 when it cannot be found).
+        line: usize,
+        /// The rule's `id`.
+        id: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The patterns do not compile together.
     #[error("rules: {0}")]
     Set(String),

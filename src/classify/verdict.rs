@@ -33,41 +33,76 @@ macro_rules! named_enum {
 }
 
 named_enum! {
-    /// Why delivery failed, in Sisimai v5's vocabulary.
+    /// What a report says happened to a recipient, in Sisimai v5's vocabulary (failures,
+    /// plus delivered, vacation and feedback).
     Reason {
+        /// SPF, DKIM or DMARC authentication of the sender failed.
         AuthFailure => "authfailure",
+        /// The sending IP or domain's reputation is too low.
         BadReputation => "badreputation",
+        /// The sending IP or host is blocked (blocklist, refused at connect or HELO).
         Blocked => "blocked",
+        /// The content is malformed (8-bit or oversized headers, invalid MIME).
         ContentError => "contenterror",
+        /// Not a failure: the message was delivered.
         Delivered => "delivered",
+        /// The message exceeds the recipient's own size limit (x.2.3).
         ExceedLimit => "exceedlimit",
+        /// Delivery was retried until it timed out, or is still being retried.
         Expired => "expired",
+        /// A complaint: an ARF feedback report about the message.
         Feedback => "feedback",
+        /// Refused by the recipient's filter or preferences, not for the address itself.
         Filtered => "filtered",
+        /// The recipient has moved to another address.
         HasMoved => "hasmoved",
+        /// The recipient's domain does not exist or has no mail host.
         HostUnknown => "hostunknown",
+        /// The recipient's mailbox is over its quota.
         MailboxFull => "mailboxfull",
+        /// A local delivery program (pipe, procmail ...) failed on the receiving side.
         MailerError => "mailererror",
+        /// The message exceeds the receiving server's size limit (x.3.4).
         MesgTooBig => "mesgtoobig",
+        /// A DNS or network failure reaching the receiving host.
         NetworkError => "networkerror",
+        /// The server refused to relay: the recipient domain is not its own.
         NoRelaying => "norelaying",
+        /// The recipient domain accepts no mail (null MX, x.1.10, x.3.2).
         NotAccept => "notaccept",
+        /// The message does not comply with the RFCs (e.g. no or several From: fields).
         NotCompliantRfc => "notcompliantrfc",
+        /// Undecided: the recipient's fate is unknown (e.g. the sender was refused first).
         OnHold => "onhold",
+        /// Refused by the receiving site's policy (attachments, content rules ...).
         PolicyViolation => "policyviolation",
+        /// The envelope sender was refused (at MAIL FROM, or the sender address).
         Rejected => "rejected",
+        /// The sending IP has no or a mismatching reverse DNS (PTR) record.
         RequirePtr => "requireptr",
+        /// The server requires authentication or TLS the client did not provide.
         SecurityError => "securityerror",
+        /// The message was judged to be spam.
         SpamDetected => "spamdetected",
+        /// Too many messages too fast: a sending rate or quota was exceeded.
         Speeding => "speeding",
+        /// The recipient's mailbox is disabled or suspended.
         Suspend => "suspend",
+        /// An SMTP syntax or protocol error.
         SyntaxError => "syntaxerror",
+        /// The receiving system failed or is unavailable (internal error, busy).
         SystemError => "systemerror",
+        /// The receiving system's disk or queue is full.
         SystemFull => "systemfull",
+        /// Too many connections from the sending host.
         TooManyConn => "toomanyconn",
+        /// Nothing in the report said why.
         Undefined => "undefined",
+        /// The recipient address does not exist.
         UserUnknown => "userunknown",
+        /// Not a failure: an auto-reply (vacation, out of office).
         Vacation => "vacation",
+        /// The message was found to carry a virus or malware.
         VirusDetected => "virusdetected",
     }
 }
@@ -75,21 +110,37 @@ named_enum! {
 named_enum! {
     /// A coarse grouping of reasons for reports and policy.
     Class {
+        /// The address does not exist (userunknown).
         InvalidRecipient => "invalid_recipient",
+        /// The domain does not exist or accepts no mail (hostunknown, notaccept).
         InvalidDomain => "invalid_domain",
+        /// The mailbox is disabled or has moved (suspend, hasmoved).
         InactiveMailbox => "inactive_mailbox",
+        /// The mailbox is full (mailboxfull).
         MailboxFull => "mailbox_full",
+        /// The message is too big (mesgtoobig, exceedlimit).
         TooLarge => "too_large",
+        /// The content was refused (spam, virus, filters, malformed or non-RFC content).
         Content => "content",
+        /// The sending IP or domain was refused (blocked, badreputation, requireptr).
         Reputation => "reputation",
+        /// Sender authentication failed or was missing (authfailure, securityerror).
         Authentication => "authentication",
+        /// Refused by policy: site rules, the envelope sender, relaying (policyviolation ...).
         Policy => "policy",
+        /// Too many messages or connections (speeding, toomanyconn).
         RateLimited => "rate_limited",
+        /// Network or system trouble, or retried until expired (networkerror, expired ...).
         Transient => "transient",
+        /// An SMTP protocol error (syntaxerror).
         Protocol => "protocol",
+        /// An auto-reply, not a failure (vacation).
         AutoReply => "auto_reply",
+        /// A complaint (feedback).
         Complaint => "complaint",
+        /// A delivery report, not a failure (delivered).
         Delivered => "delivered",
+        /// No reason could be told (undefined, onhold).
         Unknown => "unknown",
     }
 }

@@ -117,9 +117,14 @@ pub enum IngestError {
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
-    /// An input path could not be listed.
+    /// An input path could not be listed, or the database's WAL file synced.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The input file or directory, or the database's WAL file when syncing it failed.
+        path: PathBuf,
+        /// Why the file system call failed.
+        error: std::io::Error,
+    },
     /// The classification rules could not be loaded.
     #[error("{0}")]
     Classify(String),

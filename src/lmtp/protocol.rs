@@ -118,10 +118,20 @@ pub enum Command {
     Lhlo(String),
     /// HELO or EHLO (not LMTP).
     Helo,
-    /// MAIL FROM:<addr> params.
-    Mail { from: String, params: Vec<(String, String)> },
-    /// RCPT TO:<addr> params.
-    Rcpt { to: String, params: Vec<(String, String)> },
+    /// `MAIL FROM:<addr> params`.
+    Mail {
+        /// The reverse path without angle brackets or source route ("" for the null sender <>).
+        from: String,
+        /// ESMTP parameters as (upper-cased keyword, value), value "" when none; may be empty.
+        params: Vec<(String, String)>,
+    },
+    /// `RCPT TO:<addr> params`.
+    Rcpt {
+        /// The forward path without angle brackets or source route.
+        to: String,
+        /// ESMTP parameters as (upper-cased keyword, value), value "" when none; may be empty.
+        params: Vec<(String, String)>,
+    },
     /// DATA.
     Data,
     /// RSET.

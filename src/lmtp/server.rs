@@ -1,5 +1,5 @@
 //! The LMTP server: binds TCP and unix listeners (or takes systemd's), accepts with a
-//! connection limit, runs one [`session`](super::session) per connection, and shuts
+//! connection limit, runs one [`session`] per connection, and shuts
 //! down gracefully: stop accepting, tell idle sessions 421, let transactions in flight
 //! finish (bounded by a grace period).
 

@@ -62,10 +62,20 @@ pub enum LogFormat {
 pub enum MaillogError {
     /// Reading the log failed.
     #[error("log {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The followed log's path as configured.
+        path: PathBuf,
+        /// Why opening or reading it failed.
+        source: std::io::Error,
+    },
     /// The store failed.
     #[error("log {path}: {source}")]
-    Store { path: PathBuf, source: crate::store::StoreError },
+    Store {
+        /// The followed log's path as configured.
+        path: PathBuf,
+        /// The store's error (recording results or the log's position).
+        source: crate::store::StoreError,
+    },
 }
 
 /// The MTA a result came from.
@@ -141,15 +151,35 @@ pub struct DeliveryResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEntry {
     /// The envelope sender of a queued message (Postfix qmgr, Sendmail from=).
-    Sender { queue_id: String, sender: String, message_id: Option<String> },
+    Sender {
+        /// The MTA's queue id of the message.
+        queue_id: String,
+        /// The envelope sender without angle brackets ("" for the null sender).
+        sender: String,
+        /// Sendmail's `msgid=` without angle brackets; None when the line has none (Postfix).
+        message_id: Option<String>,
+    },
     /// The Message-ID of a queued message (Postfix cleanup).
-    MessageId { queue_id: String, message_id: String },
+    MessageId {
+        /// The MTA's queue id of the message.
+        queue_id: String,
+        /// The `message-id=` value without angle brackets.
+        message_id: String,
+    },
     /// Delivery results (one per recipient).
     Results(Vec<DeliveryResult>),
     /// The message expired in the queue and was returned to its sender.
-    Expired { queue_id: String, sender: String },
+    Expired {
+        /// The MTA's queue id of the message.
+        queue_id: String,
+        /// The envelope sender without angle brackets ("" for the null sender).
+        sender: String,
+    },
     /// The message left the queue.
-    Removed { queue_id: String },
+    Removed {
+        /// The MTA's queue id of the message.
+        queue_id: String,
+    },
     /// A line of the MTA (or another program) that carries no delivery result.
     Ignored,
     /// A line that could not be understood.

@@ -1,4 +1,4 @@
-//! The syslog frame around a mail log line: time, host, program[pid]. Understands the
+//! The syslog frame around a mail log line: time, host, `program[pid]`. Understands the
 //! traditional BSD form (`Nov 29 17:36:40 host prog[pid]: msg`), the ISO 8601 form of
 //! rsyslog/journald (`2026-11-29T17:36:40.123+00:00 host prog[pid]: msg`), and bare
 //! messages (`journalctl -o cat`). Pure; never panics.

@@ -57,21 +57,57 @@ pub mod proto {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// 'O': option negotiation (the MTA's version, offered actions and protocol bits).
-    OptNeg { version: u32, actions: u32, protocol: u32 },
+    OptNeg {
+        /// The milter protocol version the MTA speaks.
+        version: u32,
+        /// SMFIF_* bits: the message changes the MTA allows the filter to make.
+        actions: u32,
+        /// SMFIP_* bits ([`proto`]) the MTA offers: steps it may skip or send without reply.
+        protocol: u32,
+    },
     /// 'D': macros for the command that follows (`stage` is that command's code).
-    Macro { stage: u8, pairs: Vec<(String, String)> },
+    Macro {
+        /// Code of the command the macros are for (b'C', b'H', b'M', b'R' ...).
+        stage: u8,
+        /// (name, value) pairs as sent, e.g. ("{mail_addr}", ...); value "" when missing.
+        pairs: Vec<(String, String)>,
+    },
     /// 'C': the SMTP client's connection.
-    Connect { hostname: String, family: u8, port: u16, address: String },
+    Connect {
+        /// The SMTP client's host name as the MTA sent it.
+        hostname: String,
+        /// SMFIA_* address family: b'4' IPv4, b'6' IPv6, b'L' Unix socket, b'U' unknown.
+        family: u8,
+        /// The client's TCP port (0 when the family is unknown).
+        port: u16,
+        /// The client's IP address (or socket path) as text; "" when the family is unknown.
+        address: String,
+    },
     /// 'H': HELO/EHLO name.
     Helo(String),
     /// 'M': MAIL FROM (address with its angle brackets) and ESMTP arguments.
-    Mail { sender: String, args: Vec<String> },
+    Mail {
+        /// The envelope sender as sent, angle brackets included ("<>" for the null sender).
+        sender: String,
+        /// ESMTP arguments of MAIL FROM (e.g. "SIZE=1024"), one per entry; may be empty.
+        args: Vec<String>,
+    },
     /// 'R': RCPT TO (address with its angle brackets) and ESMTP arguments.
-    Rcpt { recipient: String, args: Vec<String> },
+    Rcpt {
+        /// The recipient as sent, angle brackets included.
+        recipient: String,
+        /// ESMTP arguments of RCPT TO (e.g. "NOTIFY=NEVER"), one per entry; may be empty.
+        args: Vec<String>,
+    },
     /// 'T': the DATA command.
     Data,
     /// 'L': one header (value as the MTA sent it, possibly folded).
-    Header { name: Vec<u8>, value: Vec<u8> },
+    Header {
+        /// The header field name, raw bytes without the colon.
+        name: Vec<u8>,
+        /// The field value as the MTA sent it (possibly folded), without the trailing NUL.
+        value: Vec<u8>,
+    },
     /// 'N': end of headers.
     EndOfHeaders,
     /// 'B': a body chunk.
@@ -96,7 +132,12 @@ pub enum CommandError {
     UnknownCode(u8),
     /// The data does not have the command's shape.
     #[error("malformed milter command '{code}': {what}", code = char::from(*code))]
-    Malformed { code: u8, what: &'static str },
+    Malformed {
+        /// The command code byte of the packet.
+        code: u8,
+        /// What is missing or wrong (e.g. "no NUL after the name").
+        what: &'static str,
+    },
 }
 
 fn text(b: &[u8]) -> String {
@@ -179,7 +220,14 @@ fn decode_connect(d: &[u8]) -> Result<Command, CommandError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// 'O': the negotiated version, actions and protocol bits.
-    OptNeg { version: u32, actions: u32, protocol: u32 },
+    OptNeg {
+        /// The protocol version to speak: the MTA's, at most [`VERSION`].
+        version: u32,
+        /// SMFIF_* bits: the message changes the filter may make (rebound asks for none: 0).
+        actions: u32,
+        /// SMFIP_* bits ([`proto`]) the filter asks for, out of those the MTA offered.
+        protocol: u32,
+    },
     /// 'c': go on.
     Continue,
     /// 'a': accept the message (or connection) without further milter calls.

@@ -1,7 +1,7 @@
 //! RFC 3464 / RFC 6522 delivery-status field groups (and RFC 6533's
 //! message/global-delivery-status, whose fields may hold UTF-8): one per-message group
 //! followed by per-recipient groups. Tolerant of the usual damage: missing blank lines
-//! between groups, unindented continuations, "<addr>" without an address type.
+//! between groups, unindented continuations, `<addr>` without an address type.
 
 use super::text;
 use std::borrow::Cow;

@@ -6,7 +6,7 @@
 //! pattern's syntax (case folding switched off), and look for them with Aho-Corasick
 //! in a lower-cased copy of the text. No literal there means no match: the regex is
 //! not run at all. Exact: the literal sets are sound by construction (see
-//! [`required`]), and text the ASCII folding cannot speak for skips the gate.
+//! `required`), and text the ASCII folding cannot speak for skips the gate.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex_syntax::ast::{self, Ast};

@@ -36,7 +36,7 @@ fn is_read(name: &[u8]) -> bool {
 }
 
 /// The original's headers, when the bounce includes them, and the fields of its
-/// header block that are read (see [`is_read`]; the Received lines and signatures,
+/// header block that are read (see `is_read`; the Received lines and signatures,
 /// most of the block, are passed over).
 pub fn original_message(ctx: &Context) -> (OriginalMessage, mime::Headers) {
     let Some(orig) = ctx.original.as_deref() else {

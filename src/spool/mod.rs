@@ -50,7 +50,9 @@ pub enum SpoolError {
     /// The spool directory could not be opened, locked or read.
     #[error("spool {path}: {source}")]
     Open {
+        /// The spool directory.
         path: PathBuf,
+        /// The I/O error behind it (in an `Arc` so that the error stays `Clone`).
         source: Arc<std::io::Error>,
     },
 }

@@ -4,7 +4,7 @@
 //! record goes in: overwriting blocks that already exist lets a synchronous write skip
 //! the file-size update that an append would journal, which on ext4 is about a third of
 //! the flush time. Records go in with direct, synchronous writes where the file system
-//! takes them ([`super::direct`]), else with `pwrite` + `fdatasync`.
+//! takes them (`spool::direct`), else with `pwrite` + `fdatasync`.
 
 use super::direct::{self, Direct};
 use std::fs::File;

@@ -1,6 +1,6 @@
 //! Making commits durable with `fdatasync` of the WAL. In WAL mode the writer connection
 //! runs with `synchronous=NORMAL`: COMMIT only appends the transaction's frames to the
-//! `-wal` file. The flusher then calls [`WalFile::flush`] on that file and only after it
+//! `-wal` file. The flusher then calls `WalFile::flush` on that file and only after it
 //! returns are the transaction's waiters answered, so every `Ok` reply is as durable as
 //! `synchronous=FULL` would make it, with `fdatasync` instead of the `fsync` SQLite pays
 //! on every COMMIT (which also journals the inode's timestamps). The flush runs on the

@@ -48,7 +48,8 @@ impl NewMessage {
 /// One event, as stored in `events`.
 #[derive(Debug, Clone, Default)]
 pub struct NewEvent {
-    /// When rebound learned of it (Unix seconds).
+    /// When it happened (Unix seconds): the log line's, the reject's or the report's Date
+    /// time where known, else when rebound stored it.
     pub occurred_at: i64,
     /// lmtp, milter, ingest, reject or log.
     pub source: String,
@@ -88,7 +89,8 @@ pub struct NewEvent {
     pub hard: bool,
     /// Id of the rule that decided.
     pub rule: String,
-    /// The send it belongs to, when known.
+    /// The send it belongs to, when known (an expired token still names it: trust follows
+    /// `verified`, not this).
     pub send_id: Option<String>,
     /// The return-path token found, if any.
     pub verp: String,
@@ -192,7 +194,7 @@ fn event_values<'a>(message_id: Option<i64>, e: &'a NewEvent, domain: &'a str) -
 /// The inserts of a bulk writer (ingest), prepared once for a whole run: through the
 /// connection's statement cache every row hashed the SQL text to find its statement and
 /// cleared its bindings to hand it back, about a tenth of the writer thread's CPU; and
-/// bound in place ([`RawInsert`]) rather than copied. Same rows and consequences as
+/// bound in place (`RawInsert`) rather than copied. Same rows and consequences as
 /// [`insert_message`], [`insert_event`] and [`super::query::message_exists`].
 pub struct PreparedInserts<'c> {
     message: RawInsert<'c>,

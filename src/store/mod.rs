@@ -50,13 +50,28 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// The database was written by a newer rebound.
     #[error("database schema version {found} is newer than this rebound knows ({known}); upgrade rebound")]
-    TooNew { found: i64, known: i64 },
+    TooNew {
+        /// The database's schema version (`PRAGMA user_version`).
+        found: i64,
+        /// The latest schema version this rebound knows (its number of migrations).
+        known: i64,
+    },
     /// The database is older than this binary and `open` was asked not to migrate.
     #[error("database schema version {found} is older than {known}; run `rebound db migrate`")]
-    TooOld { found: i64, known: i64 },
-    /// A new database file could not be synced to disk.
-    #[error("database file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    TooOld {
+        /// The database's schema version (`PRAGMA user_version`).
+        found: i64,
+        /// The latest schema version this rebound knows (its number of migrations).
+        known: i64,
+    },
+    /// A new database file could not be synced to disk, or the bulk-load lock file taken.
+    #[error("{path}: {source}")]
+    Io {
+        /// The new database file, or the `-bulkload` lock file beside the database.
+        path: PathBuf,
+        /// Why syncing or locking it failed.
+        source: std::io::Error,
+    },
     /// The VERP key files could not be read or created.
     #[error("{0}")]
     Keys(#[from] crate::verp_keys::KeyFileError),

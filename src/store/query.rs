@@ -8,81 +8,132 @@ use serde::Serialize;
 /// One row of `events`.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct EventRow {
+    /// Row id (`events.id`).
     pub id: i64,
+    /// When it happened (Unix seconds): log line, reject or Date time if known, else when stored.
     pub occurred_at: i64,
+    /// Where it came from: lmtp, milter, ingest, reject or log.
     pub source: String,
+    /// Row id of the `messages` row it came from (not a Message-ID); None for reject and log.
     pub message_id: Option<i64>,
+    /// The return path the report reached (RCPT TO, Delivered-To, or the logged sender), or "".
     pub envelope_recipient: String,
+    /// The address the report is about.
     pub recipient: String,
+    /// Lower-case domain of `recipient` ("" if it has none).
     pub domain: String,
+    /// bounce, delay, delivered, relayed, autoreply, complaint or unknown.
     pub kind: String,
+    /// DSN Action (failed, delayed, delivered, relayed, expanded), or "".
     pub action: String,
+    /// Enhanced status code, stated or implied by the reason (e.g. "5.1.1", "5.0.911"), or "".
     pub status: String,
+    /// SMTP reply code (e.g. 550); None when the report gives none.
     pub reply_code: Option<i64>,
+    /// The remote server's text, or "".
     pub diagnostic: String,
+    /// Host that returned the error, or "".
     pub remote_mta: String,
+    /// Host that wrote the report (or the log line), or "".
     pub reporting_mta: String,
+    /// SMTP command the error answered (RCPT, DATA ...), or "".
     pub smtp_command: String,
+    /// ARF Feedback-Type of a complaint (abuse, opt-out ...), or "".
     pub feedback_type: String,
+    /// Auto-reply return date (YYYY-MM-DD) when stated, or "".
     pub return_date: String,
+    /// Message-ID of the returned original, or "".
     pub original_message_id: String,
+    /// Sisimai v5 reason ([`crate::classify::Reason`] name).
     pub reason: String,
+    /// Coarse class ([`crate::classify::Class`] name).
     pub class: String,
+    /// Whose fault: recipient, sender, transient or none.
     pub fault: String,
+    /// Permanent failure of the address itself.
     pub hard: bool,
+    /// Id of the classification rule that decided.
     pub rule: String,
+    /// Id of the send it is linked to (by VERP token, or named by a reject); None when not linked.
     pub send_id: Option<String>,
+    /// The return-path token found, or "".
     pub verp: String,
+    /// Trusted: valid token, classic VERP with a live send, or a reject matching any named send.
     pub verified: bool,
 }
 
 /// One row of `messages`, with its raw bytes as stored (compressed as `raw_encoding` says; None once pruned).
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredMessage {
+    /// Row id (`messages.id`).
     pub id: i64,
+    /// When rebound stored it (Unix seconds).
     pub received_at: i64,
+    /// lmtp, milter or ingest.
     pub source: String,
+    /// MAIL FROM ("" for <>).
     pub envelope_sender: String,
     /// JSON array as stored.
     pub envelope_recipients: String,
+    /// Size of the raw message in bytes (uncompressed).
     pub size_bytes: i64,
+    /// Lower-case hex SHA-256 of the raw message.
     pub sha256: String,
+    /// Message-level kind: bounce, delay, delivered, relayed, autoreply, complaint or unknown.
     pub kind: String,
+    /// The message compressed as `raw_encoding` says; None once pruned or never kept.
     #[serde(skip)]
     pub raw: Option<Vec<u8>>,
+    /// How `raw` is compressed: "lz4" or "deflate".
     pub raw_encoding: String,
 }
 
 /// Event counts for one combination of grouping fields, within a time window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventAggregate {
+    /// Lower-case domain of the events' recipient.
     pub domain: String,
     /// Campaign of the send the event belongs to ("" when not correlated).
     pub campaign: String,
+    /// Event kind (bounce, delay, delivered ...).
     pub kind: String,
+    /// Coarse class.
     pub class: String,
+    /// Sisimai v5 reason.
     pub reason: String,
+    /// Whose fault: recipient, sender, transient or none.
     pub fault: String,
+    /// Permanent failure of the address itself.
     pub hard: bool,
+    /// Number of events (duplicates of an earlier event left out).
     pub count: i64,
 }
 
 /// Send counts per domain and campaign within a time window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendAggregate {
+    /// Lower-case domain of the sends' recipient.
     pub domain: String,
+    /// Campaign or stream name of the sends ("" when none was given).
     pub campaign: String,
+    /// Number of sends.
     pub count: i64,
 }
 
 /// One address of a suppression export, borrowed from the current database row.
 #[derive(Debug, Clone, Copy)]
 pub struct ExportRow<'a> {
+    /// Lower-case address.
     pub address: &'a str,
+    /// State: active, soft_bouncing, suppressed, complained or unsubscribed.
     pub state: &'a str,
+    /// Reason of the event that set the state, or "".
     pub reason: &'a str,
+    /// Class of that event, or "".
     pub class: &'a str,
+    /// When the address entered this state (Unix seconds).
     pub since: i64,
+    /// When the suppression lifts (Unix seconds); None: until further notice.
     pub suppressed_until: Option<i64>,
 }
 

@@ -1,7 +1,7 @@
 //! The single writer: one thread owns the write connection. Callers send jobs over a
 //! bounded channel and await a oneshot reply. Group commit is a two-stage pipeline:
 //! the writer thread runs what is queued as ONE transaction and hands the commit to
-//! the flusher thread ([`super::flusher`]), which makes it durable (one `fdatasync` of the WAL,
+//! the flusher thread (`store::flusher`), which makes it durable (one `fdatasync` of the WAL,
 //! [`super::durable`]) and answers every waiter. While the flusher works, the writer
 //! gathers the next batch (holding no lock: other connections may write) and commits it
 //! just before the flusher frees up, so COMMIT and `fdatasync` overlap and a flush

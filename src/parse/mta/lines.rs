@@ -32,7 +32,7 @@ const MARKER_PHRASES: [&str; 15] = [
 ];
 
 /// The marker regex the phrase scan answers for: a line that starts (after white
-/// space and an optional rule) with one of [`MARKER_PHRASES`]. Kept for text the
+/// space and an optional rule) with one of `MARKER_PHRASES`. Kept for text the
 /// ASCII scan cannot speak for, and as the reference of the unit tests.
 pub static END_MARKERS: LazyLock<Folded> = LazyLock::new(|| {
     crate::parse::text::folded(

@@ -1,5 +1,5 @@
 //! McAfee Email Gateway (X-NAI-Header): the appliance relays and lists, per recipient,
-//! the reply the next hop gave to that recipient ("<addr>   (Unknown user addr)"). A
+//! the reply the next hop gave to that recipient (`<addr>   (Unknown user addr)`). A
 //! reply there saying the address does not exist is a recipient refusal, whatever
 //! SMTP command the report leaves unstated.
 
