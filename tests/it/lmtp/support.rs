@@ -181,8 +181,12 @@ impl Client {
         }
         let go = self.reply();
         assert!(go.starts_with("354 "), "{go}");
-        self.send(body);
-        self.send(b".\r\n");
+        // One write: a separate small ".\r\n" would wait out Nagle and the server's
+        // delayed ACK (40 ms a message).
+        let mut data = Vec::with_capacity(body.len() + 3);
+        data.extend_from_slice(body);
+        data.extend_from_slice(b".\r\n");
+        self.send(&data);
         self.replies(rcpts.len())
     }
 }
