@@ -113,7 +113,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // Messages spooled before the last stop are stored before anything is accepted.
     let spool = if config.lmtp.spool {
-        let (spool, threads) = rebound::lmtp::spooled::start(&config.store.db, &delivery, Default::default())?;
+        let (spool, threads) = rebound::lmtp::spooled::start(&config.store.db, &delivery, config.lmtp.spool_options())?;
         tracing::info!(dir = %rebound::spool::dir_for(&config.store.db).display(), "intake spool open");
         delivery.spool = Some(spool.clone());
         Some((spool, threads))
@@ -165,6 +165,7 @@ pub fn run(g: &super::Globals, a: ServeArgs) -> anyhow::Result<ExitCode> {
             spool_applies = s.applies,
             spool_apply_records_mean = mean(s.applied_records, s.applies),
             spool_direct = s.direct,
+            spool_read_back = s.spilled_records,
             emptied,
             "spool totals"
         );

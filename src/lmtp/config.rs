@@ -32,6 +32,12 @@ pub struct LmtpConfig {
     /// Answer 250 once the message is durable in the intake spool (`<db>-spool/`) and
     /// store it in the next batch; false: answer once its rows are committed.
     pub spool: bool,
+    /// Bytes of acknowledged messages that may wait in the spool for the store before
+    /// new ones get 451 4.3.0 (a restart reads them all into memory before it listens).
+    pub spool_backlog_bytes: usize,
+    /// Of those, bytes the spool may hold in memory; the rest is read back from its
+    /// files when the store gets to it.
+    pub spool_memory_bytes: usize,
 }
 
 impl Default for LmtpConfig {
@@ -49,11 +55,22 @@ impl Default for LmtpConfig {
             shutdown_grace_secs: 30,
             keep_raw: true,
             spool: true,
+            spool_backlog_bytes: 64 << 20,
+            spool_memory_bytes: 8 << 20,
         }
     }
 }
 
 impl LmtpConfig {
+    /// The intake spool's settings.
+    pub fn spool_options(&self) -> crate::spool::SpoolOptions {
+        crate::spool::SpoolOptions {
+            max_backlog_bytes: self.spool_backlog_bytes,
+            max_held_bytes: self.spool_memory_bytes,
+            ..Default::default()
+        }
+    }
+
     /// The socket mode as a number (None when it is not octal permission bits).
     pub fn socket_mode_bits(&self) -> Option<u32> {
         u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8).ok().filter(|m| *m <= 0o7777)

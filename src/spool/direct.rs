@@ -62,6 +62,11 @@ pub fn open(path: &Path) -> Option<Direct> {
     }
 }
 
+/// True unless direct I/O was found unsupported in this process.
+pub fn enabled() -> bool {
+    !UNSUPPORTED.load(Ordering::Relaxed)
+}
+
 /// True if `e` says the file or the request does not suit direct I/O (nothing written).
 pub fn is_unsupported(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EINVAL)

@@ -1,7 +1,8 @@
 //! The spool's flusher thread. It takes whatever sessions queued, frames it with
 //! sequence numbers, writes it at the end of the current segment with one durable write,
-//! answers the sessions and hands the group to the applier. It rotates to the next
-//! zero-filled segment (made in the background) and deletes segments the store holds.
+//! answers the sessions and hands the group to the applier (in memory, or where it lies
+//! once much waits: `spill`). It rotates to the next zero-filled segment (made in the
+//! background) and deletes segments the store holds.
 //!
 //! One thread: the disk takes several flushes at a time (5,500 flushes/s from one
 //! thread, 8,100 from two, 12,100 from four on the build VM), but with two or three
@@ -14,6 +15,7 @@
 
 use super::apply::Durable;
 use super::segment::{self, Segment};
+use super::spill::Span;
 use super::{record, Entry, Shared, SpoolError};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -61,11 +63,11 @@ impl Writing {
 
 /// The flusher thread's loop, until the spool is closed and nothing is queued; gives
 /// back the writing state (for the close).
-pub(super) fn flush_loop(shared: &Shared, mut w: Writing, to_applier: mpsc::Sender<Durable>) -> Writing {
+pub(super) fn flush_loop(shared: &Shared, mut w: Writing, max_held_bytes: usize, to_applier: mpsc::Sender<Durable>) -> Writing {
     while let Some(batch) = next_batch(shared, &mut w) {
         let started = Instant::now();
-        let first = match write(&mut w, &batch) {
-            Ok(first) => first,
+        let span = match write(&mut w, &batch) {
+            Ok(span) => span,
             Err(e) => {
                 refuse(shared, batch, e);
                 continue;
@@ -82,12 +84,26 @@ pub(super) fn flush_loop(shared: &Shared, mut w: Writing, to_applier: mpsc::Send
         m.spool_flush_messages.observe(batch.len() as f64);
         m.spool_flush_seconds.observe(took.as_secs_f64());
         shared.publish_backlog();
-        let mut items = Vec::with_capacity(batch.len());
-        for (seq, e) in (first..).zip(batch) {
+        // The applier gets the payloads while little waits in memory, else where they lie.
+        let held = shared.held_bytes.load(Ordering::SeqCst);
+        let keep = held == 0 || held + span.payload_bytes <= max_held_bytes;
+        let mut items = Vec::with_capacity(if keep { batch.len() } else { 0 });
+        for (seq, e) in (span.first..).zip(batch) {
             let _ = e.reply.send(Ok(()));
-            items.push((seq, e.payload));
+            if keep {
+                items.push((seq, e.payload));
+            }
         }
-        if to_applier.send(items).is_err() {
+        let handed = if keep {
+            shared.held_bytes.fetch_add(span.payload_bytes, Ordering::SeqCst);
+            Durable::Held(items)
+        } else {
+            if let Ok(mut s) = shared.stats.lock() {
+                s.spilled_records += span.count as u64;
+            }
+            Durable::OnDisk(span)
+        };
+        if to_applier.send(handed).is_err() {
             tracing::error!("spool applier stopped; records stay for the next start");
         }
     }
@@ -118,8 +134,8 @@ fn next_batch(shared: &Shared, writing: &mut Writing) -> Option<Vec<Entry>> {
 }
 
 /// Frames `batch`, writes it at the end of the spool (rotating to the next segment
-/// when it would overflow) and makes it durable; returns its first sequence number.
-fn write(w: &mut Writing, batch: &[Entry]) -> Result<u64, SpoolError> {
+/// when it would overflow) and makes it durable; returns where it lies.
+fn write(w: &mut Writing, batch: &[Entry]) -> Result<Span, SpoolError> {
     if let Some(e) = &w.failed {
         return Err(SpoolError::Failed(e.clone()));
     }
@@ -131,10 +147,18 @@ fn write(w: &mut Writing, batch: &[Entry]) -> Result<u64, SpoolError> {
     }
     let last = first + batch.len() as u64 - 1;
     let written = append(w, &buf, last);
+    let len = buf.len();
     w.buf = if buf.capacity() > BUFFER_KEEP_BYTES { Vec::new() } else { buf };
     written?;
     w.next_seq = last + 1;
-    Ok(first)
+    Ok(Span {
+        segment: w.current.number,
+        offset: w.current.written - len as u64,
+        len,
+        first,
+        count: batch.len(),
+        payload_bytes: batch.iter().map(|e| e.payload.len()).sum(),
+    })
 }
 
 /// Writes and syncs framed records ending at sequence `last` in the current segment

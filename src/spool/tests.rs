@@ -121,3 +121,42 @@ fn a_second_server_on_the_same_spool_is_refused() {
     assert!(recover(dir.path(), 0).is_ok(), "the lock goes with the first");
 }
 
+
+#[test]
+fn a_store_that_falls_behind_gets_what_was_left_on_disk_intact_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Arc::new(AtomicBool::new(false));
+    // Held in memory: at most ~3 messages; the rest is read back from the segments.
+    let options = SpoolOptions { max_held_bytes: 10_000, max_apply_batch: 50, ..SpoolOptions::default() };
+    let applied = Arc::new(Mutex::new(Vec::new()));
+    let seen = applied.clone();
+    let gate = ok.clone();
+    let (spool, threads) = recover(dir.path(), 0)
+        .unwrap()
+        .start(options, move |batch: &[Record], _flush| {
+            if !gate.load(Ordering::SeqCst) {
+                return Err("store busy".into());
+            }
+            seen.lock().unwrap().extend(batch.iter().map(|r| (r.seq, r.recipients.clone(), r.message.clone())));
+            Ok(())
+        })
+        .unwrap();
+    // ~1.6 MB: past the first segment (1 MiB) while the store takes nothing.
+    runtime().block_on(async {
+        for i in 0..400 {
+            spool.append(payload(i, 4000)).await.unwrap();
+        }
+    });
+    assert!(spool.stats().spilled_records >= 390, "{:?}", spool.stats());
+    ok.store(true, Ordering::SeqCst);
+    assert!(spool.wait_applied(Duration::from_secs(30)));
+    assert!(threads.close());
+    let applied = applied.lock().unwrap();
+    assert_eq!(applied.len(), 400);
+    for (i, (seq, recipients, message)) in applied.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1);
+        assert_eq!(*recipients, vec![format!("r{i}@example.test")]);
+        assert_eq!(*message, format!("Subject: {i}\r\n\r\n{}\r\n", "x".repeat(4000)).into_bytes());
+    }
+    assert_eq!(segment::list(dir.path()).unwrap(), Vec::<u64>::new());
+}

@@ -26,16 +26,20 @@ where
     A: FnMut(&[Record], bool) -> Result<(), String> + Send + 'static,
 {
     let (to_applier, from_flushers) = mpsc::channel::<Durable>();
+    let max_held_bytes = options.max_held_bytes;
     let applier_shared = shared.clone();
     let applier = std::thread::Builder::new()
         .name("rebound-apply".into())
-        .spawn(move || apply_loop(&applier_shared, from_flushers, &options, apply))?;
+        .spawn({
+            let dir = dir.clone();
+            move || apply_loop(&applier_shared, from_flushers, &dir, &options, apply)
+        })?;
     let writing = Writing::new(dir.clone(), first, next_seq);
     // The flusher holds the only sender: the applier ends after it.
     let flusher_shared = shared.clone();
     let flusher = std::thread::Builder::new()
         .name("rebound-spool".into())
-        .spawn(move || flush_loop(&flusher_shared, writing, to_applier))?;
+        .spawn(move || flush_loop(&flusher_shared, writing, max_held_bytes, to_applier))?;
     let close = move || {
         {
             let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());

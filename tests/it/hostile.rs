@@ -216,3 +216,29 @@ fn thousand_idle_connections_over_the_limit_get_421() {
     assert!(hwm < 128 * MIB, "server peak RSS {hwm} KiB with 900 sessions");
     drop(idle);
 }
+
+#[test]
+fn a_store_locked_by_another_process_costs_disk_not_memory() {
+    let (dir, db) = fresh_dir();
+    let mut server = ServeProc::start(dir.path(), &db, "[lmtp]\nspool_memory_bytes = 1048576\n");
+    // Another process's write transaction: the store takes nothing while it is open.
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // 800 messages of 50 KB (40 MB, under the 64 MiB backlog): all acknowledged.
+    let line = format!("{}\r\n", "y".repeat(98));
+    let body = format!("Subject: lagging store\r\n\r\n{}", line.repeat(500));
+    let mut c = greeted(&server.addr);
+    for i in 0..800 {
+        for r in c.deliver(&[&format!("lag-{i}@bounces.example.test")], body.as_bytes()) {
+            assert!(r.starts_with("250 "), "message {i}: {r}");
+        }
+    }
+    let hwm = server.vm_hwm_kib();
+    assert!(hwm < 40 * MIB, "server peak RSS {hwm} KiB with 40 MB waiting for the store");
+    lock.execute_batch("COMMIT").unwrap();
+    drop(c);
+    assert!(server.stop(), "serve did not exit cleanly on SIGTERM");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 800, "every acknowledged message stored once the lock is gone");
+}
