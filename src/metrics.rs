@@ -94,6 +94,8 @@ pub struct Metrics {
     pub spool_backlog_bytes: AtomicU64,
     /// Times the store's threads were raised from idle priority (the store fell behind).
     pub spool_store_raised: AtomicU64,
+    /// Messages the applier read back from the spool's files instead of memory.
+    pub spool_read_back: AtomicU64,
 }
 
 const REPLY_BASE: u16 = 200;
@@ -114,6 +116,7 @@ impl Metrics {
             spool_flush_seconds: Histogram::new(&[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], 1e6),
             spool_backlog_bytes: AtomicU64::new(0),
             spool_store_raised: AtomicU64::new(0),
+            spool_read_back: AtomicU64::new(0),
         }
     }
 
@@ -183,6 +186,11 @@ impl Metrics {
             out,
             "# HELP rebound_spool_store_raised_total Times the store's threads left idle CPU priority because the store fell behind.\n# TYPE rebound_spool_store_raised_total counter\nrebound_spool_store_raised_total {}",
             self.spool_store_raised.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rebound_spool_read_back_total Messages the store got from the spool's files because too much waited in memory.\n# TYPE rebound_spool_read_back_total counter\nrebound_spool_read_back_total {}",
+            self.spool_read_back.load(Relaxed)
         );
         out
     }
@@ -265,6 +273,8 @@ mod tests {
         assert!(text.contains("rebound_spool_flush_seconds_bucket{le=\"0.00025\"} 1"), "{text}");
         assert!(text.contains("rebound_spool_backlog_bytes 4096"), "{text}");
         assert!(text.contains("rebound_spool_store_raised_total "), "{text}");
+        m.spool_read_back.fetch_add(3, Relaxed);
+        assert!(m.render().contains("rebound_spool_read_back_total 3"));
         assert!(text.contains("rebound_store_batch_jobs_bucket{le=\"4\"} 2"), "{text}");
         assert!(text.contains("rebound_store_batch_jobs_bucket{le=\"1\"} 1"), "{text}");
         assert!(text.contains("rebound_lmtp_replies_total{code=\"250\"} 1"), "{text}");

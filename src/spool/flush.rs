@@ -101,6 +101,7 @@ pub(super) fn flush_loop(shared: &Shared, mut w: Writing, max_held_bytes: usize,
             if let Ok(mut s) = shared.stats.lock() {
                 s.spilled_records += span.count as u64;
             }
+            crate::metrics::global().spool_read_back.fetch_add(span.count as u64, Ordering::Relaxed);
             Durable::OnDisk(span)
         };
         if to_applier.send(handed).is_err() {
