@@ -33,7 +33,7 @@ pub struct LmtpConfig {
     /// store it in the next batch; false: answer once its rows are committed.
     pub spool: bool,
     /// Bytes of acknowledged messages that may wait in the spool for the store before
-    /// new ones get 451 4.3.0 (a restart reads them all into memory before it listens).
+    /// new ones get 451 4.3.0 (on disk; a restart stores them before it listens).
     pub spool_backlog_bytes: usize,
     /// Of those, bytes the spool may hold in memory; the rest is read back from its
     /// files when the store gets to it.

@@ -8,9 +8,6 @@ use crate::spool::{self, Record, Spool, SpoolError, SpoolOptions, SpoolThreads};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Records read back at start are stored this many to a transaction.
-const RECOVERY_BATCH: usize = 256;
-
 /// Errors starting the spool.
 #[derive(Debug, thiserror::Error)]
 pub enum SpooledError {
@@ -26,14 +23,12 @@ pub enum SpooledError {
 /// and starts it; `delivery` gives the classifier and settings to prepare messages with.
 pub fn start(db: &Path, delivery: &Delivery, options: SpoolOptions) -> Result<(Spool, SpoolThreads), SpooledError> {
     let applied = delivery.writer.submit_blocking(|tx| Ok(watermark(tx)?)).map_err(|e| SpooledError::Store(e.to_string()))?;
-    let mut recovered = spool::recover(&spool::dir_for(db), applied)?;
-    let records = std::mem::take(&mut recovered.records);
-    if !records.is_empty() {
-        tracing::info!(messages = records.len(), "storing messages spooled before the last stop");
+    let recovered = spool::recover(&spool::dir_for(db), applied)?;
+    if recovered.pending() > 0 {
+        tracing::info!(messages = recovered.pending(), "storing messages spooled before the last stop");
     }
-    for chunk in records.chunks(RECOVERY_BATCH) {
-        apply(delivery, chunk, true).map_err(SpooledError::Store)?;
-    }
+    let (records, bytes) = (options.max_apply_batch, options.max_apply_bytes);
+    recovered.replay(records, bytes, |batch| apply(delivery, batch, true).map_err(SpooledError::Store))?;
     let for_applier = delivery.clone();
     let (spool, threads) = recovered.start(options, move |batch, flush| apply(&for_applier, batch, flush))?;
     // With the spool, no session waits on the writer: it runs at the applier's priority.

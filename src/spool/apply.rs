@@ -42,6 +42,7 @@ where
 {
     shared.priority.enlist();
     let max_batch = options.max_apply_batch.max(1);
+    let max_bytes = options.max_apply_bytes;
     let patience = options.close_patience;
     let mut waiting = Waiting::default();
     let mut reader = spill::Reader::default();
@@ -65,7 +66,7 @@ where
             match from_writer.recv_timeout(wait) {
                 Ok(group) => {
                     since.get_or_insert_with(Instant::now);
-                    waiting.push(group, max_batch);
+                    waiting.push(group, max_batch, max_bytes);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -73,9 +74,9 @@ where
             }
         }
         while let Ok(group) = from_writer.try_recv() {
-            waiting.push(group, max_batch);
+            waiting.push(group, max_batch, max_bytes);
         }
-        let taken = match waiting.take(max_batch, dir, &mut reader) {
+        let taken = match waiting.take(max_batch, max_bytes, dir, &mut reader) {
             Ok(taken) => {
                 unreadable = Retry::new();
                 taken
@@ -187,8 +188,9 @@ struct Taken {
 }
 
 impl Waiting {
-    /// Adds a group; one on disk that follows the last one on disk joins it (one read).
-    fn push(&mut self, group: Durable, max_batch: usize) {
+    /// Adds a group; one on disk that follows the last one on disk joins it (one read)
+    /// while the two fit in a batch.
+    fn push(&mut self, group: Durable, max_batch: usize, max_bytes: usize) {
         match group {
             Durable::Held(items) => {
                 self.records += items.len();
@@ -197,7 +199,7 @@ impl Waiting {
             Durable::OnDisk(span) => {
                 self.records += span.count;
                 if let Some(Durable::OnDisk(last)) = self.groups.back_mut() {
-                    if last.join(&span, max_batch) {
+                    if last.join(&span, max_batch, max_bytes) {
                         return;
                     }
                 }
@@ -206,30 +208,37 @@ impl Waiting {
         }
     }
 
-    /// Takes up to `max` records off the front (a group on disk whole, read back from
-    /// `dir`). A read error takes nothing unless something was taken before it.
-    fn take(&mut self, max: usize, dir: &Path, reader: &mut spill::Reader) -> std::io::Result<Taken> {
+    /// Takes up to `max` records and about `max_bytes` of payload off the front (at
+    /// least one record; a group on disk whole, read back from `dir`). A read error
+    /// takes nothing unless something was taken before it.
+    fn take(&mut self, max: usize, max_bytes: usize, dir: &Path, reader: &mut spill::Reader) -> std::io::Result<Taken> {
         let mut out = Taken { records: Vec::new(), bytes: 0, held_bytes: 0, last: None };
         let mut taken = 0;
         while taken < max {
             match self.groups.front_mut() {
                 None => break,
                 Some(Durable::Held(items)) => {
-                    let n = items.len().min(max - taken);
-                    for (seq, payload) in items.drain(..n) {
+                    let mut n = 0;
+                    for (seq, payload) in items.iter() {
+                        if taken + n >= max || (taken + n > 0 && out.bytes + payload.len() > max_bytes) {
+                            break;
+                        }
                         out.bytes += payload.len();
                         out.held_bytes += payload.len();
-                        out.last = Some(seq);
+                        out.last = Some(*seq);
                         // It was encoded by this process a moment ago: decoding cannot fail.
-                        out.records.extend(record::decode_payload(seq, &payload));
+                        out.records.extend(record::decode_payload(*seq, payload));
+                        n += 1;
                     }
+                    items.drain(..n);
                     taken += n;
-                    if items.is_empty() {
-                        self.groups.pop_front();
+                    if !items.is_empty() {
+                        break;
                     }
+                    self.groups.pop_front();
                 }
                 Some(Durable::OnDisk(span)) => {
-                    if taken > 0 && taken + span.count > max {
+                    if taken > 0 && (taken + span.count > max || out.bytes + span.payload_bytes > max_bytes) {
                         break;
                     }
                     let read = match reader.read(dir, span) {

@@ -106,23 +106,44 @@ pub fn decode_payload(seq: u64, payload: &[u8]) -> Option<Record> {
 /// intact one, so a damaged stretch never hides a later record; past such a stretch a
 /// record counts only if it continues the sequence.
 pub fn read_all(bytes: &[u8]) -> Vec<Record> {
-    let magic = MAGIC.to_le_bytes();
-    let mut out: Vec<Record> = Vec::new();
-    let mut pos = 0;
-    while let Some(rest) = bytes.get(pos..).filter(|r| !r.is_empty()) {
-        if let Some((record, used)) = read(rest) {
-            if out.last().is_none_or(|last| record.seq > last.seq) {
-                out.push(record);
-                pos += used;
-                continue;
+    Records::new(bytes).collect()
+}
+
+/// The intact records of a byte slice one at a time, as [`read_all`] finds them.
+pub struct Records<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    last: Option<u64>,
+}
+
+impl<'a> Records<'a> {
+    /// Starts at the beginning of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Records<'a> {
+        Records { bytes, pos: 0, last: None }
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let magic = MAGIC.to_le_bytes();
+        while let Some(rest) = self.bytes.get(self.pos..).filter(|r| !r.is_empty()) {
+            if let Some((record, used)) = read(rest) {
+                if self.last.is_none_or(|last| record.seq > last) {
+                    self.last = Some(record.seq);
+                    self.pos += used;
+                    return Some(record);
+                }
+            }
+            match rest.get(1..).and_then(|r| memchr::memmem::find(r, &magic)) {
+                Some(i) => self.pos += 1 + i,
+                None => break,
             }
         }
-        match rest.get(1..).and_then(|r| memchr::memmem::find(r, &magic)) {
-            Some(i) => pos += 1 + i,
-            None => break,
-        }
+        self.pos = self.bytes.len();
+        None
     }
-    out
 }
 
 /// A cursor over bytes that fails instead of running past the end.

@@ -13,6 +13,7 @@ use super::record::{self, Record};
 use super::segment;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::ops::Range;
 use std::path::Path;
 
 /// Alignment of direct reads (offset, length and memory): a multiple of every
@@ -43,12 +44,13 @@ impl Span {
     }
 
     /// Extends this span by `next` when it follows on in the same segment and the two
-    /// hold at most `max_count` records together; false (nothing changed) otherwise.
-    pub fn join(&mut self, next: &Span, max_count: usize) -> bool {
+    /// hold at most `max_count` records and `max_bytes` of payload together; false
+    /// (nothing changed) otherwise.
+    pub fn join(&mut self, next: &Span, max_count: usize, max_bytes: usize) -> bool {
         let follows = next.segment == self.segment
             && next.offset == self.offset + self.len as u64
             && next.first == self.last() + 1;
-        if !follows || self.count + next.count > max_count {
+        if !follows || self.count + next.count > max_count || self.payload_bytes + next.payload_bytes > max_bytes {
             return false;
         }
         self.len += next.len;
@@ -58,18 +60,25 @@ impl Span {
     }
 }
 
-/// Reads spans back, keeping the last segment it opened.
+/// Reads spans back, keeping the last segment it opened and its buffer.
 #[derive(Default)]
 pub(super) struct Reader {
     open: Option<(u64, File, bool)>,
+    buf: Vec<u8>,
 }
+
+/// Largest read buffer kept between spans (a span of one large message may need more).
+const BUFFER_KEEP_BYTES: usize = 8 << 20;
 
 impl Reader {
     /// The records of `span`, checked: exactly its sequence numbers, in order, each
     /// with a valid checksum.
     pub fn read(&mut self, dir: &Path, span: &Span) -> std::io::Result<Vec<Record>> {
-        let bytes = self.bytes(dir, span)?;
-        let records = record::read_all(&bytes);
+        let range = self.bytes(dir, span)?;
+        let records = record::read_all(self.buf.get(range).unwrap_or_default());
+        if self.buf.len() > BUFFER_KEEP_BYTES {
+            self.buf = Vec::new();
+        }
         let expected = span.first..=span.last();
         if records.len() != span.count || !records.iter().map(|r| r.seq).eq(expected) {
             return Err(std::io::Error::other(format!(
@@ -83,15 +92,15 @@ impl Reader {
         Ok(records)
     }
 
-    /// The frame bytes of `span`.
-    fn bytes(&mut self, dir: &Path, span: &Span) -> std::io::Result<Vec<u8>> {
+    /// Reads the frame bytes of `span` into the buffer; returns where they are in it.
+    fn bytes(&mut self, dir: &Path, span: &Span) -> std::io::Result<Range<usize>> {
         if self.open.as_ref().is_none_or(|(n, _, _)| *n != span.segment) {
             let (file, direct) = open(&segment::path(dir, span.segment))?;
             self.open = Some((span.segment, file, direct));
         }
         let Some((_, file, direct)) = &self.open else { return Err(std::io::Error::other("spool: segment not open")) };
         if *direct {
-            match read_direct(file, span) {
+            match read_direct(file, span, &mut self.buf) {
                 Err(e) if super::direct::is_unsupported(&e) => {
                     self.open = Some((span.segment, File::open(segment::path(dir, span.segment))?, false));
                 }
@@ -99,18 +108,26 @@ impl Reader {
             }
         }
         let Some((_, file, _)) = &self.open else { return Err(std::io::Error::other("spool: segment not open")) };
-        let mut out = vec![0u8; span.len];
-        file.read_exact_at(&mut out, span.offset)?;
-        Ok(out)
+        grow(&mut self.buf, span.len);
+        file.read_exact_at(self.buf.get_mut(..span.len).ok_or_else(out_of_range)?, span.offset)?;
+        Ok(0..span.len)
     }
 }
 
-/// The frame bytes of `span` read with `O_DIRECT`: whole aligned blocks into aligned memory.
-fn read_direct(file: &File, span: &Span) -> std::io::Result<Vec<u8>> {
+/// Makes `buf` at least `len` bytes long (zeros), keeping its memory otherwise.
+fn grow(buf: &mut Vec<u8>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+}
+
+/// Reads the frame bytes of `span` with `O_DIRECT` (whole aligned blocks into aligned
+/// memory inside `buf`); returns where they are in `buf`.
+fn read_direct(file: &File, span: &Span, buf: &mut Vec<u8>) -> std::io::Result<Range<usize>> {
     let from = span.offset - span.offset % ALIGN as u64;
     let end = span.offset + span.len as u64;
     let padded = (end - from).next_multiple_of(ALIGN as u64) as usize;
-    let mut buf = vec![0u8; padded + ALIGN];
+    grow(buf, padded + ALIGN);
     // At run time align_offset is exact for a byte pointer, and less than ALIGN.
     let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
     let area = buf.get_mut(start..start + padded).ok_or_else(out_of_range)?;
@@ -124,8 +141,8 @@ fn read_direct(file: &File, span: &Span) -> std::io::Result<Vec<u8>> {
         }
         got += n;
     }
-    let skip = (span.offset - from) as usize;
-    Ok(area.get(skip..skip + span.len).ok_or_else(out_of_range)?.to_vec())
+    let skip = start + (span.offset - from) as usize;
+    Ok(skip..skip + span.len)
 }
 
 /// Opens a segment for reading: directly where the writes are direct; the flag says which.
@@ -197,7 +214,7 @@ mod tests {
         // Joined, the runs read back as one.
         let mut all = spans[0].clone();
         for s in &spans[1..] {
-            assert!(all.join(s, 100));
+            assert!(all.join(s, 100, usize::MAX));
         }
         assert_eq!(reader.read(dir.path(), &all).unwrap().len(), 8);
     }
@@ -224,11 +241,12 @@ mod tests {
             Span { offset: 101, ..next.clone() },
             Span { first: 4, ..next.clone() },
         ] {
-            assert!(!a.clone().join(&other, 10));
+            assert!(!a.clone().join(&other, 10, 1000));
         }
-        assert!(!a.clone().join(&next, 2), "three records would pass a limit of two");
+        assert!(!a.clone().join(&next, 2, 1000), "three records would pass a limit of two");
+        assert!(!a.clone().join(&next, 3, 89), "90 bytes would pass a limit of 89");
         let mut joined = a.clone();
-        assert!(joined.join(&next, 3));
+        assert!(joined.join(&next, 3, 90));
         assert_eq!(joined, Span { segment: 1, offset: 0, len: 150, first: 1, count: 3, payload_bytes: 90 });
     }
 }

@@ -21,7 +21,7 @@ fn start(dir: &Path, ok: Arc<AtomicBool>, options: SpoolOptions) -> (Spool, Spoo
     let applied = Arc::new(Mutex::new(Vec::new()));
     let seen = applied.clone();
     let recovered = recover(dir, 0).unwrap();
-    assert!(recovered.records.is_empty());
+    assert_eq!(recovered.pending(), 0);
     let (spool, threads) = recovered
         .start(options, move |batch: &[Record], _flush| {
             if !ok.load(Ordering::SeqCst) {
@@ -32,6 +32,19 @@ fn start(dir: &Path, ok: Arc<AtomicBool>, options: SpoolOptions) -> (Spool, Spoo
         })
         .unwrap();
     (spool, threads, applied)
+}
+
+/// Every record `recovered` replays, in batches of at most `batch` (checked).
+fn replayed(recovered: &Recovered, batch: usize) -> Vec<Record> {
+    let mut out = Vec::new();
+    recovered
+        .replay(batch, usize::MAX, |b: &[Record]| -> Result<(), SpoolError> {
+            assert!(!b.is_empty() && b.len() <= batch, "batch of {}", b.len());
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+    out
 }
 
 #[test]
@@ -68,8 +81,10 @@ fn a_failing_store_leaves_every_acknowledged_record_for_the_next_start() {
     assert!(applied.lock().unwrap().is_empty());
     // The next start reads them back, across segments, in order and intact.
     let back = recover(dir.path(), 0).unwrap();
-    assert_eq!(back.records.len(), 400);
-    for (i, r) in back.records.iter().enumerate() {
+    assert_eq!(back.pending(), 400);
+    let records = replayed(&back, 64);
+    assert_eq!(records.len(), 400);
+    for (i, r) in records.iter().enumerate() {
         assert_eq!(r.seq, i as u64 + 1);
         assert_eq!(r.recipients, vec![format!("r{i}@example.test")]);
         assert_eq!(r.received_at, 1_700_000_000 + i as i64);
@@ -77,7 +92,8 @@ fn a_failing_store_leaves_every_acknowledged_record_for_the_next_start() {
     drop(back);
     // With the store's watermark at 390 only the last ten are wanted; numbering goes on.
     let back = recover(dir.path(), 390).unwrap();
-    assert_eq!(back.records.iter().map(|r| r.seq).collect::<Vec<_>>(), (391..=400).collect::<Vec<u64>>());
+    assert_eq!(back.pending(), 10);
+    assert_eq!(replayed(&back, 3).iter().map(|r| r.seq).collect::<Vec<_>>(), (391..=400).collect::<Vec<u64>>());
     let (spool, threads) = back.start(SpoolOptions::default(), |_: &[Record], _| Ok(())).unwrap();
     runtime().block_on(spool.append(payload(0, 10))).unwrap();
     assert!(threads.close());
@@ -159,4 +175,28 @@ fn a_store_that_falls_behind_gets_what_was_left_on_disk_intact_and_in_order() {
         assert_eq!(*message, format!("Subject: {i}\r\n\r\n{}\r\n", "x".repeat(4000)).into_bytes());
     }
     assert_eq!(segment::list(dir.path()).unwrap(), Vec::<u64>::new());
+}
+
+#[test]
+fn a_replay_stops_at_the_first_batch_the_store_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SpoolOptions { close_patience: Duration::ZERO, ..SpoolOptions::default() };
+    let (spool, threads, _) = start(dir.path(), Arc::new(AtomicBool::new(false)), options);
+    runtime().block_on(async {
+        for i in 0..10 {
+            spool.append(payload(i, 100)).await.unwrap();
+        }
+    });
+    assert!(!threads.close());
+    let back = recover(dir.path(), 0).unwrap();
+    let mut offered = Vec::new();
+    let result = back.replay(4, usize::MAX, |b: &[Record]| {
+        offered.push(b.len());
+        if offered.len() == 2 {
+            return Err(SpoolError::Failed("store down".into()));
+        }
+        Ok(())
+    });
+    assert!(matches!(result, Err(SpoolError::Failed(_))), "{:?}", result.err());
+    assert_eq!(offered, vec![4, 4], "nothing is offered after the refusal");
 }

@@ -235,8 +235,14 @@ fn a_store_locked_by_another_process_costs_disk_not_memory() {
     }
     let hwm = server.vm_hwm_kib();
     assert!(hwm < 40 * MIB, "server peak RSS {hwm} KiB with 40 MB waiting for the store");
-    lock.execute_batch("COMMIT").unwrap();
+    // Killed with all of it waiting: the next start stores it, a spool file at a time.
+    server.kill();
     drop(c);
+    lock.execute_batch("COMMIT").unwrap();
+    let mut server = ServeProc::start(dir.path(), &db, "");
+    assert_eq!(server.recovered, 800);
+    let hwm = server.vm_hwm_kib();
+    assert!(hwm < 72 * MIB, "restart peak RSS {hwm} KiB storing 40 MB from the spool");
     assert!(server.stop(), "serve did not exit cleanly on SIGTERM");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
