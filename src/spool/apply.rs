@@ -91,6 +91,10 @@ where
         };
         let batch = taken.records;
         since = (waiting.records > 0).then(Instant::now);
+        if waiting.records == 0 {
+            // Nothing left to read: do not keep a segment the flusher may delete open.
+            reader.close();
+        }
         let flush = unflushed && flushed_at.elapsed() >= DURABLE_EVERY;
         if taken.bytes == 0 && !flush {
             continue;

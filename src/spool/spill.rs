@@ -71,6 +71,11 @@ pub(super) struct Reader {
 const BUFFER_KEEP_BYTES: usize = 8 << 20;
 
 impl Reader {
+    /// Closes the segment it keeps open (its disk space goes once the flusher deletes it).
+    pub fn close(&mut self) {
+        self.open = None;
+    }
+
     /// The records of `span`, checked: exactly its sequence numbers, in order, each
     /// with a valid checksum.
     pub fn read(&mut self, dir: &Path, span: &Span) -> std::io::Result<Vec<Record>> {
