@@ -20,7 +20,7 @@ const BLOCK_SIZES: [usize; 2] = [512, 4096];
 
 /// The largest of [`BLOCK_SIZES`]: the buffer's alignment, and the span of the last
 /// block kept (so that moving to a larger block size needs nothing read back).
-const ALIGN: usize = BLOCK_SIZES[BLOCK_SIZES.len() - 1];
+pub(super) const ALIGN: usize = BLOCK_SIZES[BLOCK_SIZES.len() - 1];
 
 /// Largest piece of a group written at once: a large group (a 50 MB message) goes in
 /// several synchronous writes, so the aligned copy never holds more than this.
@@ -128,14 +128,20 @@ impl Direct {
             return;
         }
         let mut grown = vec![0u8; len.max(64 << 10) + ALIGN];
-        // At run time align_offset is exact for a byte pointer, and less than ALIGN.
-        let start = grown.as_ptr().align_offset(ALIGN).min(ALIGN);
+        let start = aligned_start(&grown);
         if let (Some(to), Some(kept)) = (grown.get_mut(start..start + self.held), self.buf.get(self.start..self.start + self.held)) {
             to.copy_from_slice(kept);
         }
         self.buf = grown;
         self.start = start;
     }
+}
+
+/// Where the first `ALIGN`-aligned byte of `buf` is (a buffer `ALIGN` longer than
+/// needed always has room after it).
+pub(super) fn aligned_start(buf: &[u8]) -> usize {
+    // At run time align_offset is exact for a byte pointer, and less than ALIGN.
+    buf.as_ptr().align_offset(ALIGN).min(ALIGN)
 }
 
 fn out_of_range() -> std::io::Error {

@@ -9,16 +9,13 @@
 //! buffered read of that page racing a direct write would leave the kernel unable to
 //! drop a stale page. Where the writes are buffered, so are the reads.
 
+use super::direct::{self, aligned_start, ALIGN};
 use super::record::{self, Record};
 use super::segment;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::ops::Range;
 use std::path::Path;
-
-/// Alignment of direct reads (offset, length and memory): a multiple of every
-/// logical block size the writes use.
-const ALIGN: usize = 4096;
 
 /// A run of records, one after another in one segment, left on disk for the applier.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,13 +97,12 @@ impl Reader {
     /// Reads the frame bytes of `span` into the buffer; returns where they are in it.
     fn bytes(&mut self, dir: &Path, span: &Span) -> std::io::Result<Range<usize>> {
         if self.open.as_ref().is_none_or(|(n, _, _)| *n != span.segment) {
-            let (file, direct) = open(&segment::path(dir, span.segment))?;
-            self.open = Some((span.segment, file, direct));
+            let (file, is_direct) = open(&segment::path(dir, span.segment))?;
+            self.open = Some((span.segment, file, is_direct));
         }
-        let Some((_, file, direct)) = &self.open else { return Err(std::io::Error::other("spool: segment not open")) };
-        if *direct {
+        if let Some((_, file, true)) = &self.open {
             match read_direct(file, span, &mut self.buf) {
-                Err(e) if super::direct::is_unsupported(&e) => {
+                Err(e) if direct::is_unsupported(&e) => {
                     self.open = Some((span.segment, File::open(segment::path(dir, span.segment))?, false));
                 }
                 read => return read,
@@ -133,8 +129,7 @@ fn read_direct(file: &File, span: &Span, buf: &mut Vec<u8>) -> std::io::Result<R
     let end = span.offset + span.len as u64;
     let padded = (end - from).next_multiple_of(ALIGN as u64) as usize;
     grow(buf, padded + ALIGN);
-    // At run time align_offset is exact for a byte pointer, and less than ALIGN.
-    let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+    let start = aligned_start(buf);
     let area = buf.get_mut(start..start + padded).ok_or_else(out_of_range)?;
     // A segment that grew past its zero-filled size ends mid-block: a short read
     // at the end of the file is fine as long as it covers the span.
@@ -152,10 +147,10 @@ fn read_direct(file: &File, span: &Span, buf: &mut Vec<u8>) -> std::io::Result<R
 
 /// Opens a segment for reading: directly where the writes are direct; the flag says which.
 fn open(path: &Path) -> std::io::Result<(File, bool)> {
-    if super::direct::enabled() {
+    if direct::enabled() {
         match File::options().read(true).custom_flags(libc::O_DIRECT).open(path) {
             Ok(f) => return Ok((f, true)),
-            Err(e) if super::direct::is_unsupported(&e) => {}
+            Err(e) if direct::is_unsupported(&e) => {}
             Err(e) => return Err(e),
         }
     }
