@@ -200,16 +200,13 @@ impl Recovered {
                     continue;
                 }
                 last = r.seq;
-                if !out.is_empty() && held + r.message.len() > max_bytes {
+                // A full batch goes before the record that would not fit in it.
+                if !out.is_empty() && (out.len() >= max_records || held + r.message.len() > max_bytes) {
                     apply(&out)?;
                     (out, held) = (Vec::new(), 0);
                 }
                 held += r.message.len();
                 out.push(r);
-                if out.len() >= max_records.max(1) {
-                    apply(&out)?;
-                    (out, held) = (Vec::new(), 0);
-                }
             }
         }
         if !out.is_empty() {
