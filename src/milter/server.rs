@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{watch, Semaphore};
 
 /// Bound listening sockets.
@@ -78,31 +78,11 @@ pub async fn run(listeners: Listeners, ctx: Arc<SessionContext>, limits: Limits,
     let mut accept_tasks = tokio::task::JoinSet::new();
     let mut paths = Vec::new();
     for l in listeners.tcp {
-        let l = Arc::new(l);
-        let (ctx, permits, stop) = (ctx.clone(), permits.clone(), stop_rx.clone());
-        accept_tasks.spawn(accept_loop(
-            move || {
-                let l = l.clone();
-                async move { l.accept().await.map(|(s, _)| s) }
-            },
-            ctx,
-            permits,
-            stop,
-        ));
+        accept_tasks.spawn(accept_loop(l, ctx.clone(), permits.clone(), stop_rx.clone()));
     }
     for (l, path) in listeners.unix {
         paths.push(path);
-        let l = Arc::new(l);
-        let (ctx, permits, stop) = (ctx.clone(), permits.clone(), stop_rx.clone());
-        accept_tasks.spawn(accept_loop(
-            move || {
-                let l = l.clone();
-                async move { l.accept().await.map(|(s, _)| s) }
-            },
-            ctx,
-            permits,
-            stop,
-        ));
+        accept_tasks.spawn(accept_loop(l, ctx.clone(), permits.clone(), stop_rx.clone()));
     }
     shutdown.await;
     tracing::info!("milter: shutting down; finishing messages in progress");
@@ -117,15 +97,34 @@ pub async fn run(listeners: Listeners, ctx: Arc<SessionContext>, limits: Limits,
     }
 }
 
-async fn accept_loop<S, F, Fut>(mut accept: F, ctx: Arc<SessionContext>, permits: Arc<Semaphore>, mut stop: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = io::Result<S>>,
-{
+/// A listening socket the milter accepts connections on.
+trait Accept: Send + 'static {
+    /// A connection.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// The next connection.
+    fn next(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+    async fn next(&self) -> io::Result<TcpStream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Accept for UnixListener {
+    type Stream = UnixStream;
+    async fn next(&self) -> io::Result<UnixStream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+/// Accepts connections on `listener` and serves each within the connection limit,
+/// until `stop` changes.
+async fn accept_loop<L: Accept>(listener: L, ctx: Arc<SessionContext>, permits: Arc<Semaphore>, mut stop: watch::Receiver<bool>) {
     loop {
         let stream = tokio::select! {
-            r = accept() => r,
+            r = listener.next() => r,
             _ = stop.changed() => return,
         };
         let stream = match stream {
