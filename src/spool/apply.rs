@@ -62,19 +62,30 @@ where
             None if unflushed => Some(DURABLE_EVERY.saturating_sub(flushed_at.elapsed())),
             None => Some(IDLE_WAKE),
         };
-        if let Some(wait) = wait {
-            match from_writer.recv_timeout(wait) {
+        match wait {
+            // Gathering: sleep out the window and take what came in it at once, rather
+            // than being woken by each group (a futex call of the flusher's every flush).
+            Some(wait) if since.is_some() => std::thread::sleep(wait),
+            Some(wait) => match from_writer.recv_timeout(wait) {
                 Ok(group) => {
-                    since.get_or_insert_with(Instant::now);
+                    since = Some(Instant::now());
                     waiting.push(group, max_batch, max_bytes);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
-            }
+            },
+            None => {}
         }
-        while let Ok(group) = from_writer.try_recv() {
-            waiting.push(group, max_batch, max_bytes);
+        loop {
+            match from_writer.try_recv() {
+                Ok(group) => waiting.push(group, max_batch, max_bytes),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
         }
         let taken = match waiting.take(max_batch, max_bytes, dir, &mut reader) {
             Ok(taken) => {

@@ -125,7 +125,9 @@ fn next_batch(shared: &Shared, writing: &mut Writing) -> Option<Vec<Entry>> {
         if st.closed {
             return None;
         }
+        st.flusher_waits = true;
         st = shared.wake.wait_timeout(st, IDLE_WAKE).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+        st.flusher_waits = false;
         if st.queue.is_empty() {
             drop(st);
             release(shared, writing);

@@ -235,6 +235,7 @@ impl Recovered {
             state: Mutex::new(State {
                 queue: Vec::new(),
                 closed: false,
+                flusher_waits: false,
             }),
             wake: Condvar::new(),
             backlog_bytes: AtomicUsize::new(0),
@@ -303,6 +304,9 @@ impl Shared {
 struct State {
     queue: Vec<Entry>,
     closed: bool,
+    /// The flusher sleeps on `wake` (else it takes the queue when its write is done, and
+    /// a session need not pay a futex call to wake it).
+    flusher_waits: bool,
 }
 
 struct Entry {
@@ -324,7 +328,7 @@ impl Spool {
             return Err(SpoolError::Backlog(before));
         }
         let (reply, wait) = oneshot::channel();
-        {
+        let wake = {
             let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.closed {
                 drop(st);
@@ -332,8 +336,11 @@ impl Spool {
                 return Err(SpoolError::Closed);
             }
             st.queue.push(Entry { payload, reply });
+            st.flusher_waits
+        };
+        if wake {
+            s.wake.notify_one();
         }
-        s.wake.notify_one();
         wait.await.unwrap_or(Err(SpoolError::Closed))
     }
 

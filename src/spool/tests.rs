@@ -66,6 +66,24 @@ fn acknowledged_records_are_applied_in_order_then_deleted() {
     assert_eq!((s.records, s.applied_records), (700, 700));
 }
 
+/// A session wakes the flusher only when it sleeps; a lost wake would cost a message
+/// the flusher's idle timeout (1 s), so 40 one-at-a-time appends would take half a minute.
+#[test]
+fn a_message_to_an_idle_spool_wakes_the_flusher() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, threads, applied) = start(dir.path(), Arc::new(AtomicBool::new(true)), SpoolOptions::default());
+    let started = std::time::Instant::now();
+    runtime().block_on(async {
+        for i in 0..40 {
+            spool.append(payload(i, 100)).await.unwrap();
+        }
+    });
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "40 appends took {took:?}: a wake was lost");
+    assert!(threads.close());
+    assert_eq!(applied.lock().unwrap().len(), 40);
+}
+
 #[test]
 fn a_failing_store_leaves_every_acknowledged_record_for_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
