@@ -54,28 +54,29 @@ where
     let mut since: Option<Instant> = None;
     while open || waiting.records > 0 {
         let unflushed = committed > shared.applied.load(Ordering::SeqCst);
-        // Gather a while: one transaction of many messages costs the store far less
-        // than many of a few, and nobody waits on it (the sessions got their 250).
-        let wait = match since {
-            Some(t) if open && waiting.records < max_batch => GATHER.checked_sub(t.elapsed()),
-            Some(_) => None,
-            None if unflushed => Some(DURABLE_EVERY.saturating_sub(flushed_at.elapsed())),
-            None => Some(IDLE_WAKE),
-        };
-        match wait {
-            // Gathering: sleep out the window and take what came in it at once, rather
-            // than being woken by each group (a futex call of the flusher's every flush).
-            Some(wait) if since.is_some() => std::thread::sleep(wait),
-            Some(wait) => match from_writer.recv_timeout(wait) {
-                Ok(group) => {
-                    since = Some(Instant::now());
-                    waiting.push(group, max_batch, max_bytes);
-                    continue;
+        match since {
+            // Gather a while: one transaction of many messages costs the store far less
+            // than many of a few, and nobody waits on it (the sessions got their 250).
+            // Sleep out the window and take what came in it at once, rather than being
+            // woken by each group (a futex call of the flusher's every flush).
+            Some(t) if open && waiting.records < max_batch => {
+                if let Some(left) = GATHER.checked_sub(t.elapsed()) {
+                    std::thread::sleep(left);
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
-            },
-            None => {}
+            }
+            Some(_) => {}
+            None => {
+                let wait = if unflushed { DURABLE_EVERY.saturating_sub(flushed_at.elapsed()) } else { IDLE_WAKE };
+                match from_writer.recv_timeout(wait) {
+                    Ok(group) => {
+                        since = Some(Instant::now());
+                        waiting.push(group, max_batch, max_bytes);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+                }
+            }
         }
         loop {
             match from_writer.try_recv() {

@@ -74,19 +74,20 @@ pub(super) fn flush_loop(shared: &Shared, mut w: Writing, max_held_bytes: usize,
             }
         };
         let took = started.elapsed();
+        // The applier gets the payloads while little waits in memory, else where they lie.
+        let held = shared.held_bytes.load(Ordering::SeqCst);
+        let keep = held == 0 || held + span.payload_bytes <= max_held_bytes;
         if let Ok(mut s) = shared.stats.lock() {
             s.flushes += 1;
             s.records += batch.len() as u64;
             s.flush_micros += took.as_micros() as u64;
             s.direct = w.current.is_direct();
+            s.spilled_records += if keep { 0 } else { span.count as u64 };
         }
         let m = crate::metrics::global();
         m.spool_flush_messages.observe(batch.len() as f64);
         m.spool_flush_seconds.observe(took.as_secs_f64());
         shared.publish_backlog();
-        // The applier gets the payloads while little waits in memory, else where they lie.
-        let held = shared.held_bytes.load(Ordering::SeqCst);
-        let keep = held == 0 || held + span.payload_bytes <= max_held_bytes;
         let mut items = Vec::with_capacity(if keep { batch.len() } else { 0 });
         for (seq, e) in (span.first..).zip(batch) {
             let _ = e.reply.send(Ok(()));
@@ -98,10 +99,7 @@ pub(super) fn flush_loop(shared: &Shared, mut w: Writing, max_held_bytes: usize,
             shared.held_bytes.fetch_add(span.payload_bytes, Ordering::SeqCst);
             Durable::Held(items)
         } else {
-            if let Ok(mut s) = shared.stats.lock() {
-                s.spilled_records += span.count as u64;
-            }
-            crate::metrics::global().spool_read_back.fetch_add(span.count as u64, Ordering::Relaxed);
+            m.spool_read_back.fetch_add(span.count as u64, Ordering::Relaxed);
             Durable::OnDisk(span)
         };
         if to_applier.send(handed).is_err() {
